@@ -37,3 +37,19 @@ def sample(
     console.print(
         f"Wrote {len(tree.sessions)} sessions ({tree.n_files} files) under [bold]{tree.root}[/]"
     )
+
+
+@app.command()
+def describe(
+    part: Annotated[
+        str | None, typer.Argument(help="An ALF part, e.g. 'collection'; all parts if left out.")
+    ] = None,
+) -> None:
+    """Print the ALF path pattern and what each part means."""
+    from one_flows.alf import ALFError
+    from one_flows.alf import describe as describe_part
+
+    try:
+        describe_part(part)
+    except ALFError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PART") from None

@@ -164,7 +164,8 @@ def describe(part: str | None = None, width: int = 99) -> None:
     if part is None:
         parts: Iterable[str] = SPEC_DESCRIPTION
     elif part in SPEC_DESCRIPTION:
-        start = re.search(rf"\b{part}\b", PATH_PATTERN).start()
+        # Letters only as boundaries: "_timescale" in the pattern defeats \b.
+        start = re.search(rf"(?<![A-Za-z]){part}(?![A-Za-z])", PATH_PATTERN).start()
         print(" " * start + "^" * len(part))
         parts = (part,)
     else:

@@ -121,13 +121,17 @@ def test_uuid_predicates_agree_with_one(value: object) -> None:
     assert alf.is_uuid(value) == one_spec.is_uuid(value)
 
 
-def test_describe_prints_pattern_and_part(capsys: pytest.CaptureFixture[str]) -> None:
-    alf.describe("collection")
+@pytest.mark.parametrize("part", list(alf.SPEC_DESCRIPTION))
+def test_describe_points_at_each_part(part: str, capsys: pytest.CaptureFixture[str]) -> None:
+    alf.describe(part)
     lines = capsys.readouterr().out.splitlines()
     pattern, caret = lines[0], lines[1]
-    assert pattern[caret.index("^") :].startswith("collection")
-    assert caret.count("^") == len("collection")
-    assert lines[3] == "COLLECTION"
+    assert pattern[caret.index("^") :].startswith(part)
+    assert caret.count("^") == len(part)
+    assert lines[3] == part.upper()
+
+
+def test_describe_all_parts_and_unknown_part(capsys: pytest.CaptureFixture[str]) -> None:
     alf.describe(width=40)
     out = capsys.readouterr().out
     assert all(name.upper() in out for name in alf.SPEC_DESCRIPTION)

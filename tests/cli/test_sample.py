@@ -5,6 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from one_flows.alf import DatasetPath, is_valid
 from one_flows.cli import app
 from one_flows.sample import REVISION, make_sample_tree
 
@@ -46,3 +47,21 @@ def test_cli_sample(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Wrote 6 sessions" in result.output
     assert len(list(tmp_path.rglob("create_me.flag"))) == 6
+
+
+def test_every_sample_file_but_the_flag_is_a_valid_alf_dataset(tmp_path):
+    tree = make_sample_tree(tmp_path)
+    for session in tree.sessions:
+        files = [p for p in (tmp_path / session).rglob("*") if p.is_file()]
+        assert {p.name for p in files if not is_valid(p.name)} == {"create_me.flag"}
+        for path in files:
+            if path.name != "create_me.flag":
+                assert Path(DatasetPath.parse(path).session_path) == session
+
+
+def test_cli_describe_part_and_unknown_part():
+    runner = CliRunner()
+    result = runner.invoke(app, ["describe", "revision"])
+    assert result.exit_code == 0 and "REVISION" in result.output
+    result = runner.invoke(app, ["describe", "colour"])
+    assert result.exit_code != 0 and "colour" in result.output
