@@ -6,11 +6,10 @@ import pytest
 import requests
 
 from one_flows.testing import AlyxTestServer, FaultInjector
-from one_flows.testing.pytest_plugin import alyx_server  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
-def headers(alyx_server: AlyxTestServer) -> dict[str, str]:  # noqa: F811
+def headers(alyx_server: AlyxTestServer) -> dict[str, str]:
     answer = requests.post(
         f"{alyx_server.url}/auth-token",
         data={"username": alyx_server.username, "password": alyx_server.password},
@@ -24,7 +23,7 @@ def _get(server: AlyxTestServer, path: str, headers: dict[str, str], **kw) -> re
 
 
 def test_status_fault_fires_the_given_number_of_times_as_an_html_page(
-    alyx_server: AlyxTestServer,  # noqa: F811
+    alyx_server: AlyxTestServer,
     headers: dict[str, str],
 ) -> None:
     alyx_server.faults.add(
@@ -40,7 +39,7 @@ def test_status_fault_fires_the_given_number_of_times_as_an_html_page(
 
 
 def test_status_fault_only_touches_matching_method_and_path(
-    alyx_server: AlyxTestServer,  # noqa: F811
+    alyx_server: AlyxTestServer,
     headers: dict[str, str],
 ) -> None:
     alyx_server.faults.add(method="POST", path="/sessions", kind="status", status=500)
@@ -55,7 +54,7 @@ def test_status_fault_only_touches_matching_method_and_path(
     assert _get(alyx_server, "/sessions", headers).json()["count"] == 0
 
 
-def test_429_carries_retry_after(alyx_server: AlyxTestServer, headers: dict[str, str]) -> None:  # noqa: F811
+def test_429_carries_retry_after(alyx_server: AlyxTestServer, headers: dict[str, str]) -> None:
     alyx_server.faults.add(path="/subjects", kind="status", status=429, retry_after=7, times=1)
     answer = _get(alyx_server, "/subjects", headers)
     assert answer.status_code == 429
@@ -80,7 +79,7 @@ def test_probability_faults_are_reproducible_with_a_seed() -> None:
 
 
 def test_delay_makes_a_client_read_timeout_fire(
-    alyx_server: AlyxTestServer,  # noqa: F811
+    alyx_server: AlyxTestServer,
     headers: dict[str, str],
 ) -> None:
     alyx_server.faults.add(path="/labs", kind="delay", seconds=2.0, times=1)
@@ -90,7 +89,7 @@ def test_delay_makes_a_client_read_timeout_fire(
 
 
 def test_drop_closes_the_connection_without_an_answer(
-    alyx_server: AlyxTestServer,  # noqa: F811
+    alyx_server: AlyxTestServer,
     headers: dict[str, str],
 ) -> None:
     alyx_server.faults.add(method="POST", path="/register-file", kind="drop", times=1)
@@ -105,7 +104,7 @@ def test_drop_closes_the_connection_without_an_answer(
     assert alyx_server.request_count("POST", "/register-file") == 1
 
 
-def test_clear_removes_every_rule(alyx_server: AlyxTestServer, headers: dict[str, str]) -> None:  # noqa: F811
+def test_clear_removes_every_rule(alyx_server: AlyxTestServer, headers: dict[str, str]) -> None:
     alyx_server.faults.add(kind="status", status=503)
     assert _get(alyx_server, "/labs", headers).status_code == 503
     alyx_server.faults.clear()
@@ -128,7 +127,7 @@ def test_bad_rules_are_refused(kwargs: dict, message: str) -> None:
 
 
 def test_counters_count_requests_received_by_method_and_path_prefix(
-    alyx_server: AlyxTestServer,  # noqa: F811
+    alyx_server: AlyxTestServer,
     headers: dict[str, str],
 ) -> None:
     alyx_server.faults.add(path="/labs", kind="status", status=503, times=1)

@@ -9,7 +9,6 @@ from pathlib import Path
 import requests
 
 from one_flows.testing import AlyxTestServer
-from one_flows.testing.pytest_plugin import alyx_server  # noqa: F401  (the fixture)
 
 
 def _login(server: AlyxTestServer) -> dict[str, str]:
@@ -45,7 +44,7 @@ def _register(server: AlyxTestServer, filenames: list[str]) -> requests.Response
     return requests.post(f"{server.url}/register-file", json=body, timeout=30)
 
 
-def test_fixture_serves_the_seeded_state(alyx_server: AlyxTestServer) -> None:  # noqa: F811
+def test_fixture_serves_the_seeded_state(alyx_server: AlyxTestServer) -> None:
     assert alyx_server.url.startswith("http://127.0.0.1:")
     headers = _login(alyx_server)
     types = requests.get(f"{alyx_server.url}/dataset-types", headers=headers, timeout=10).json()
@@ -105,7 +104,7 @@ def test_unseeded_server_starts_empty() -> None:
         assert answer.status_code == 400
 
 
-def test_expired_tokens_are_invalid_until_the_next_login(alyx_server: AlyxTestServer) -> None:  # noqa: F811
+def test_expired_tokens_are_invalid_until_the_next_login(alyx_server: AlyxTestServer) -> None:
     headers = _login(alyx_server)
     alyx_server.expire_tokens()
     answer = requests.get(f"{alyx_server.url}/labs", headers=headers, timeout=10)
@@ -127,7 +126,7 @@ def test_user_rate_limit_answers_429_with_retry_after() -> None:
         assert statuses[-1].json()["status_code"] == 429
 
 
-def test_seed_helpers_add_usable_records(alyx_server: AlyxTestServer) -> None:  # noqa: F811
+def test_seed_helpers_add_usable_records(alyx_server: AlyxTestServer) -> None:
     alyx_server.add_user("ada")
     alyx_server.add_repository("local_repo", "http://files.example/Subjects/")
     alyx_server.add_lab("adalab", repositories=["local_repo"])
@@ -157,7 +156,7 @@ def test_seed_helpers_add_usable_records(alyx_server: AlyxTestServer) -> None:  
     assert user["subjects_responsible"] == ["zuzu"]
 
 
-def test_parallel_registrations_leave_a_consistent_state(alyx_server: AlyxTestServer) -> None:  # noqa: F811
+def test_parallel_registrations_leave_a_consistent_state(alyx_server: AlyxTestServer) -> None:
     headers = _login(alyx_server)
     session_id = _create_session(alyx_server, headers, "2026-01-03")
     own_files = [f"alf/probe{i:02d}/spikes.times.npy" for i in range(8)]
