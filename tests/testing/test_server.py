@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from one_flows.testing import AlyxTestServer
@@ -177,3 +178,42 @@ def test_parallel_registrations_leave_a_consistent_state(alyx_server: AlyxTestSe
     assert files["count"] == 9
     collections = sorted(d["collection"] for d in datasets["results"])
     assert collections == ["alf", *(f"alf/probe{i:02d}" for i in range(8))]
+
+
+NAMED_DETAILS = [
+    ("/users", "test_user", "username", "LabMember"),
+    ("/labs", "cortexlab", "name", "Lab"),
+    ("/locations", "cortexlab_rig1", "name", "LabLocation"),
+    ("/water-type", "Hydrogel", "name", "WaterType"),
+    ("/data-formats", "npy", "name", "DataFormat"),
+    ("/data-repository", "flatiron_cortexlab", "name", "DataRepository"),
+    ("/dataset-types", "spikes.times", "name", "DatasetType"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "name", "key", "model"), NAMED_DETAILS)
+def test_named_details_and_their_404s(
+    alyx_server: AlyxTestServer, endpoint: str, name: str, key: str, model: str
+) -> None:
+    headers = _login(alyx_server)
+    listed = requests.get(f"{alyx_server.url}{endpoint}?{key}={name}", headers=headers).json()
+    assert [item[key] for item in listed["results"]] == [name]
+    detail = requests.get(f"{alyx_server.url}{endpoint}/{name}", headers=headers)
+    assert detail.status_code == 200 and detail.json() == listed["results"][0]
+    missing = requests.get(f"{alyx_server.url}{endpoint}/nothing-here", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": f"No {model} matches the given query.", "status_code": 404}
+
+
+def test_revisions_are_created_listed_and_read_by_name(alyx_server: AlyxTestServer) -> None:
+    headers = _login(alyx_server)
+    url = f"{alyx_server.url}/revisions"
+    body = {"name": "2026-03-01", "description": "resort"}
+    created = requests.post(url, json=body, headers=headers)
+    assert created.status_code == 201
+    again = requests.post(url, json={"name": "2026-03-01"}, headers=headers)
+    assert again.status_code == 400 and "name" in again.json()
+    detail = requests.get(f"{url}/2026-03-01", headers=headers).json()
+    assert detail == created.json() and detail["description"] == "resort"
+    listed = requests.get(url, headers=headers).json()["results"]
+    assert [r["name"] for r in listed] == ["2026-03-01"]

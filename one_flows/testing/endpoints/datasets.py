@@ -20,7 +20,7 @@ from ..protocol import (
 )
 from ..store import Store, dumps, loads, new_id, now
 from .fields import REQUIRED, Errors, boolean, integer
-from .reference import named_rows
+from .reference import named_resource, named_rows
 
 QC_LABELS = {0: "NOT_SET", 10: "PASS", 30: "WARNING", 40: "FAIL", 50: "CRITICAL"}
 
@@ -663,7 +663,7 @@ def patch_file(store: Store, req: Request, id: str) -> Response:
     return Response.json(200, _file(req, _file_row(store, id)))
 
 
-def _revision(row: dict[str, Any]) -> dict[str, Any]:
+def _revision(store: Store, req: Request, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "json": loads(row["json"]),
@@ -671,20 +671,6 @@ def _revision(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "created_datetime": row["created_datetime"],
     }
-
-
-def list_revisions(store: Store, req: Request) -> Response:
-    """GET /revisions."""
-    rows = named_rows(store, req, "revisions", "rowid")
-    return paginate(req, [_revision(r) for r in rows])
-
-
-def read_revision(store: Store, req: Request, name: str) -> Response:
-    """GET /revisions/<name>."""
-    row = store.one("SELECT * FROM revisions WHERE name = ?", (name,))
-    if row is None:
-        raise not_found("Revision")
-    return Response.json(200, _revision(row))
 
 
 def create_revision(store: Store, req: Request) -> Response:
@@ -703,7 +689,7 @@ def create_revision(store: Store, req: Request) -> Response:
         "json": dumps(data.get("json")),
     }
     store.insert("revisions", row)
-    return Response.json(201, _revision(row))
+    return Response.json(201, _revision(store, req, row))
 
 
 def _tag(row: dict[str, Any]) -> dict[str, Any]:
@@ -753,7 +739,8 @@ ROUTES = (
     Route(rf"/datasets/{ID}", {"GET": read_dataset, "PATCH": patch_dataset}),
     Route(r"/files", {"GET": list_files}),
     Route(rf"/files/{ID}", {"GET": read_file, "PATCH": patch_file}),
-    Route(r"/revisions", {"GET": list_revisions, "POST": create_revision}),
-    Route(r"/revisions/(?P<name>[^/]+)", {"GET": read_revision}),
+    *named_resource(
+        "/revisions", "revisions", "Revision", _revision, order="rowid", create=create_revision
+    ),
     Route(r"/tags", {"GET": list_tags, "POST": create_tag}),
 )
