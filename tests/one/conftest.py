@@ -1,0 +1,118 @@
+"""A realistic tree of ALF sessions, as an acquisition rig and a spike sorter would leave it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+N_TRIALS = 7
+N_SPIKES = 11
+
+
+def _npy(data):
+    return lambda path: np.save(path, np.asarray(data))
+
+
+def _json(data):
+    return lambda path: path.write_text(json.dumps(data))
+
+
+def _text(text):
+    return lambda path: path.write_text(text)
+
+
+def _pqt(frame):
+    return lambda path: frame.to_parquet(path)
+
+
+rng = np.random.default_rng(0)
+TRIALS = pd.DataFrame(
+    {
+        "intervals_0": np.arange(N_TRIALS, dtype=float),
+        "intervals_1": np.arange(N_TRIALS, dtype=float) + 0.5,
+        "choice": rng.choice([-1, 1], N_TRIALS).astype(float),
+        "feedbackType": rng.choice([-1, 1], N_TRIALS).astype(float),
+    }
+)
+
+ZM = "mainenlab/Subjects/ZM_1085/2019-02-12/001"
+CSHL = "churchlandlab/Subjects/CSHL049/2020-01-08/001"
+KS = "KS005/2019-04-01/001"
+
+FILES = {
+    # A lab/Subjects session with nested probe collections and a revision
+    f"{ZM}/alf/_ibl_trials.intervals.npy": _npy(
+        np.c_[np.arange(N_TRIALS), np.arange(N_TRIALS) + 1]
+    ),
+    f"{ZM}/alf/_ibl_trials.choice.npy": _npy(rng.choice([-1, 1], N_TRIALS)),
+    f"{ZM}/alf/_ibl_trials.rewardVolume.npy": _npy(np.full(N_TRIALS, 1.5)),
+    f"{ZM}/alf/_ibl_trials.intervals_bpod.npy": _npy(np.ones((N_TRIALS, 2))),
+    f"{ZM}/alf/_ibl_trials.stimOn_times.npy": _npy(np.arange(N_TRIALS) * 2.0),
+    f"{ZM}/alf/_ibl_wheel.position.npy": _npy(np.linspace(0, 1, 5)),
+    f"{ZM}/alf/_ibl_wheel.timestamps.npy": _npy([[0, 0.0], [4, 8.0]]),
+    f"{ZM}/alf/_ibl_leftCamera.times.npy": _npy(np.arange(3.0)),
+    f"{ZM}/alf/probe00/spikes.times.npy": _npy(np.arange(N_SPIKES) / 10),
+    f"{ZM}/alf/probe00/spikes.clusters.npy": _npy(np.arange(N_SPIKES) % 3),
+    f"{ZM}/alf/probe00/#2024-01-01#/spikes.times.npy": _npy(np.arange(N_SPIKES) / 20),
+    f"{ZM}/alf/probe00/clusters.depths.npy": _npy([10.0, 20.0, 30.0]),
+    f"{ZM}/alf/probe00/pykilosort/spikes.times.npy": _npy(np.arange(N_SPIKES) / 30),
+    f"{ZM}/alf/probe00/pykilosort/spikes.clusters.npy": _npy(np.zeros(N_SPIKES)),
+    f"{ZM}/alf/probe01/clusters.depths.npy": _npy([5.0, 15.0]),
+    f"{ZM}/alf/probe01/clusters.channels.npy": _npy([1, 2]),
+    f"{ZM}/raw_behavior_data/_iblrig_taskSettings.raw.json": _json({"PYBPOD_PROTOCOL": "x"}),
+    f"{ZM}/raw_ephys_data/_spikeglx_sync.times.probe00.npy": _npy(np.arange(4.0)),
+    f"{ZM}/notes.txt": _text("not an ALF file"),
+    "mainenlab/Subjects/ZM_1085/2019-02-13/001/alf/_ibl_trials.choice.npy": _npy([1, -1]),
+    "mainenlab/Subjects/ZM_1085/2019-02-13/002/alf/_ibl_wheel.position.npy": _npy([0.0, 1.0]),
+    "mainenlab/Subjects/ZM_1086/2019-02-13/001/alf/_ibl_trials.choice.npy": _npy([1]),
+    # A session whose trials are one table, revised once, plus text formats
+    f"{CSHL}/alf/_ibl_trials.table.pqt": _pqt(TRIALS),
+    f"{CSHL}/alf/#2023-05-01#/_ibl_trials.table.pqt": _pqt(TRIALS * 2),
+    f"{CSHL}/alf/_ibl_trials.goCue_times.npy": _npy(np.arange(N_TRIALS) + 0.1),
+    f"{CSHL}/alf/_ibl_passivePeriods.intervalsTable.csv": _text("start,stop\n0,1\n2,3\n"),
+    f"{CSHL}/alf/licks.times.ssv": _text("t\n0.5\n1.5\n"),
+    f"{CSHL}/alf/probes.description.json": _json([{"label": "probe00"}]),
+    f"{CSHL}/alf/_ibl_trials.stimOn_times_bpod.npy": _npy(np.arange(N_TRIALS) + 0.2),
+    # Subject/date/number sessions without a lab folder
+    f"{KS}/alf/_ibl_trials.choice.npy": _npy([1, 1, -1]),
+    f"{KS}/alf/#2020-06-01#/_ibl_trials.choice.npy": _npy([2, 2, -2]),
+    f"{KS}/alf/#2021-01-01#/_ibl_trials.choice.npy": _npy([3, 3, -3]),
+    f"{KS}/alf/_ibl_wheel.position.npy": _npy(np.arange(4.0)),
+    f"{KS}/alf/_ibl_wheel.timestamps.npy": _npy(np.arange(4.0) / 10),
+    f"{KS}/alf/_ibl_wheel.position.metadata.json": _json({"units": "rad"}),
+    "KS005/2019-04-02/001/alf/_ibl_trials.choice.npy": _npy([1]),
+    "KS006/2019-04-01/001/alf/_ibl_trials.choice.npy": _npy([-1]),
+    "KS006/2019-04-01/001/alf/_ibl_trials.feedbackType.npy": _npy([1]),
+}
+
+
+def build_tree(root: Path) -> Path:
+    """Write the ALF tree under ``root`` and return ``root``."""
+    for rel, write in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+    return root
+
+
+SESSIONS = {"ZM": ZM, "CSHL": CSHL, "KS": KS}
+
+
+@pytest.fixture(scope="session")
+def tree_builder():
+    """The function writing the ALF tree under a folder."""
+    return build_tree
+
+
+@pytest.fixture(scope="session")
+def sessions() -> dict[str, str]:
+    """Relative paths of the tree's main sessions, by short name (ZM, CSHL, KS)."""
+    return SESSIONS
+
+
+@pytest.fixture
+def alf_tree(tmp_path: Path) -> Path:
+    """A fresh copy of the tree, for tests that modify it."""
+    return build_tree(tmp_path / "data")
