@@ -1,3 +1,3 @@
-"""one-flows: get experiment sessions and data files into Alyx with Prefect, and query them with ONE."""
+"""one-flows: get experiment sessions and data files into Alyx with Prefect; query them with ONE."""
 
 __version__ = "0.1.0"
