@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pathlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import one.alf.path as one_path
@@ -107,11 +107,19 @@ def disagreements(path: str | pathlib.PurePath, skip: frozenset[str] = frozenset
     return found
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _quiet_one_logs() -> None:
-    """ONE-api and one_flows log a warning when a UUID is already in a name; keep output clean."""
-    logging.getLogger("one").setLevel(logging.ERROR)
-    logging.getLogger("one_flows").setLevel(logging.ERROR)
+@pytest.fixture(scope="module", autouse=True)
+def _quiet_one_logs() -> Iterator[None]:
+    """ONE-api and one_flows log a warning when a UUID is already in a name; keep output clean.
+
+    Module-scoped and restored, so the levels never leak into other folders' tests.
+    """
+    loggers = [logging.getLogger(name) for name in ("one", "one_flows")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")
