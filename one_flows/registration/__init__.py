@@ -1,0 +1,54 @@
+"""Create sessions and register their files: ONE-api's RegistrationClient, with outcomes.
+
+>>> client = RegistrationClient(AlyxClient("https://alyx.example.org", username=..., password=...))
+>>> report = client.register_session("/data/cortexlab/Subjects/algernon/2026-01-03/001")
+>>> report.counts
+{<Outcome.CREATED: 'created'>: 12, <Outcome.UNCHANGED: 'unchanged'>: 0, ...}
+"""
+
+from one_flows.registration.client import (
+    DEFAULT_BATCH_SIZE,
+    RegistrationClient,
+    default_digest_cache_path,
+)
+from one_flows.registration.errors import MemberNotFound, RegistrationError, SubjectNotFound
+from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files
+from one_flows.registration.outcomes import (
+    AMBIGUOUS_TYPE,
+    NO_DATASET_TYPE,
+    NOT_ALF,
+    NOT_IN_SESSION,
+    PROTECTED,
+    UNKNOWN_EXTENSION,
+    FileOutcome,
+    Outcome,
+    SessionReport,
+)
+from one_flows.registration.revisions import next_revision, unprotected_rel_path
+from one_flows.registration.sessions import SessionKey, ensure_ISO8601, make_session_folder
+
+__all__ = [
+    "AMBIGUOUS_TYPE",
+    "DEFAULT_BATCH_SIZE",
+    "NOT_ALF",
+    "NOT_IN_SESSION",
+    "NO_DATASET_TYPE",
+    "PROTECTED",
+    "UNKNOWN_EXTENSION",
+    "DatasetTypeMatcher",
+    "FileOutcome",
+    "FoundFiles",
+    "MemberNotFound",
+    "Outcome",
+    "RegistrationClient",
+    "RegistrationError",
+    "SessionKey",
+    "SessionReport",
+    "SubjectNotFound",
+    "default_digest_cache_path",
+    "ensure_ISO8601",
+    "make_session_folder",
+    "next_revision",
+    "scan_files",
+    "unprotected_rel_path",
+]

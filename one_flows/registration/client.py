@@ -1,0 +1,778 @@
+"""`RegistrationClient`: create sessions and register their files, as ONE-api's does, safely.
+
+The methods have the names, arguments and meanings of ONE-api's
+``one.registration.RegistrationClient``. Where they behave differently, it is on purpose:
+
+- Per-file work yields outcomes (`FileOutcome`, `SessionReport`), not exceptions: a file that
+  cannot be registered is reported with the reason, and the other files go on.
+- Re-running is safe: a session is always looked up before it is created, and files whose size
+  and hash the target already holds are not sent again.
+- A session that exists is updated with only the fields the caller gave (ONE-api resets its
+  start time to midnight and its type to "Experiment").
+- Session folders are numbered atomically: concurrent ``create_new_session`` calls for one
+  subject and day get different numbers.
+- Files are hashed in parallel threads, through a persistent `DigestCache`.
+- Reference records (subjects, users) are looked up once per client, not once per session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import cycle, repeat
+from pathlib import Path
+from typing import Any, Literal
+
+from one_flows.alf import get_session_path, is_uuid_string
+from one_flows.alyx import AlyxClient
+from one_flows.hashing import ABOVE_MAX_MD5_SIZE, DigestCache, hash_files
+from one_flows.registration.errors import MemberNotFound, SubjectNotFound
+from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files, walk_session
+from one_flows.registration.outcomes import (
+    NOT_IN_SESSION,
+    PROTECTED,
+    FileOutcome,
+    Outcome,
+    SessionReport,
+)
+from one_flows.registration.revisions import unprotected_rel_path
+from one_flows.registration.sessions import (
+    SessionKey,
+    ensure_ISO8601,
+    make_session_folder,
+    session_changes,
+)
+from one_flows.targets import (
+    AlyxTarget,
+    DatasetType,
+    FileBatch,
+    ProtectedDatasets,
+    RegisteredDataset,
+    RegistrationRefused,
+    RegistrationTarget,
+)
+
+__all__ = ["DEFAULT_BATCH_SIZE", "RegistrationClient", "default_digest_cache_path"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 1000
+"""Files per ``register-file`` request; a session with more files is sent in several."""
+
+NO_HASH = f"{ABOVE_MAX_MD5_SIZE}: registered without a hash"
+ProtectedMode = Literal["revision", "fail"]
+
+
+def default_digest_cache_path() -> Path:
+    """Where digests are kept unless told otherwise.
+
+    ``$ONE_FLOWS_CACHE_DIR/digests.sqlite``, else ``$XDG_CACHE_HOME/one_flows/digests.sqlite``,
+    else ``~/.cache/one_flows/digests.sqlite``. A per-user cache, rather than one in each data
+    folder, keeps the data tree free of files that sync tools would copy.
+    """
+    if folder := os.environ.get("ONE_FLOWS_CACHE_DIR"):
+        return Path(folder) / "digests.sqlite"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "one_flows" / "digests.sqlite"
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A registrable file on its way to the target."""
+
+    index: int
+    path: Path
+    session: Path
+    rel_path: str
+    dataset_type: str
+    version: str | None
+    md5: str | None = None
+    size: int | None = None
+    moved_from: Path | None = None
+
+    def outcome(self, status: Outcome, reason: str | None = None, **extra: Any) -> FileOutcome:
+        if status is Outcome.CREATED and reason is None and self.md5 is None:
+            reason = NO_HASH
+        return FileOutcome(
+            path=self.path,
+            status=status,
+            reason=reason,
+            rel_path=self.rel_path,
+            dataset_type=self.dataset_type,
+            md5=self.md5,
+            size=self.size,
+            moved_from=self.moved_from,
+            **extra,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _FileOptions:
+    """The ``register_files`` arguments that apply to every batch."""
+
+    created_by: str | None
+    repository: str | None
+    exists: bool
+    server_only: bool
+    default: bool
+    protected: ProtectedMode
+    extra: dict[str, Any]
+
+
+class RegistrationClient:
+    """Creates sessions and registers files into a registration target.
+
+    Args:
+        target: a `RegistrationTarget`, or an `AlyxClient` (wrapped in an `AlyxTarget`); None
+            connects to the Alyx server configured in the environment.
+        session_root: the folder ``create_new_session`` makes session folders in by default.
+        digest_cache: a `DigestCache`, the path of one, True for `default_digest_cache_path()`
+            or False to hash every file every time.
+        max_workers: sessions registered at once by ``register_sessions`` and
+            ``create_sessions``.
+        hash_workers: threads hashing files (default: one per CPU).
+        batch_size: files per registration request.
+    """
+
+    def __init__(
+        self,
+        target: RegistrationTarget | AlyxClient | None = None,
+        *,
+        session_root: str | os.PathLike[str] | None = None,
+        digest_cache: DigestCache | str | os.PathLike[str] | bool = True,
+        max_workers: int = 4,
+        hash_workers: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if target is None:
+            target = AlyxClient()
+        self.target: RegistrationTarget = (
+            AlyxTarget(target) if isinstance(target, AlyxClient) else target
+        )
+        if max_workers < 1 or batch_size < 1:
+            raise ValueError("max_workers and batch_size must be at least 1")
+        self.session_root = None if session_root is None else Path(session_root)
+        self.max_workers = max_workers
+        self.hash_workers = hash_workers
+        self.batch_size = batch_size
+        self._digest_setting = digest_cache
+        self._digests: DigestCache | None = None
+        self._matcher: DatasetTypeMatcher | None = None
+        self._known: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RegistrationClient({self.target!r})"
+
+    # -- reference data ---------------------------------------------------------------------
+
+    @property
+    def dtypes(self) -> list[DatasetType] | None:
+        """The target's dataset types (None: any ``object.attribute``)."""
+        return self.target.dataset_types()
+
+    @property
+    def file_extensions(self) -> frozenset[str] | None:
+        """The file extensions of the target's data formats (None: any)."""
+        return self.target.file_extensions()
+
+    def _dataset_type_matcher(self) -> DatasetTypeMatcher:
+        with self._lock:
+            if self._matcher is None:
+                self._matcher = DatasetTypeMatcher(self.dtypes, self.file_extensions)
+            return self._matcher
+
+    def _digest_cache(self) -> DigestCache | None:
+        with self._lock:
+            if self._digests is None and self._digest_setting is not False:
+                setting = self._digest_setting
+                if isinstance(setting, DigestCache):
+                    self._digests = setting
+                else:
+                    path = default_digest_cache_path() if setting is True else setting
+                    self._digests = DigestCache(path)
+            return self._digests
+
+    def close(self) -> None:
+        """Close the digest cache if this client opened it."""
+        with self._lock:
+            if self._digests is not None and self._digests is not self._digest_setting:
+                self._digests.close()
+            self._digests = None
+
+    def assert_exists(self, member: str | Iterable[str], endpoint: str) -> Any:
+        """Return the record(s) of ``member`` (a name or several) in ``endpoint``.
+
+        Raises:
+            SubjectNotFound: an unknown subject (``endpoint="subjects"``).
+            MemberNotFound: any other unknown member.
+        """
+        if not isinstance(member, str):
+            return [self.assert_exists(m, endpoint) for m in member]
+        record = self.target.lookup(endpoint, str(member))
+        if record is None:
+            error = SubjectNotFound if endpoint.strip("/") == "subjects" else MemberNotFound
+            raise error(str(member), endpoint)
+        with self._lock:
+            self._known[(endpoint, str(member))] = record
+        return record
+
+    def _require(self, endpoint: str, member: str) -> dict[str, Any]:
+        """Like ``assert_exists``, answering from the records this client already found."""
+        with self._lock:
+            record = self._known.get((endpoint, member))
+        return record if record is not None else self.assert_exists(member, endpoint)
+
+    ensure_ISO8601 = staticmethod(ensure_ISO8601)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def create_new_session(
+        self,
+        subject: str,
+        session_root: str | os.PathLike[str] | None = None,
+        date: Any = None,
+        register: bool = True,
+        **kwargs: Any,
+    ) -> tuple[Path, str | None]:
+        """Make the next ``session_root/subject/date/NNN`` folder, and its session record.
+
+        ``date`` (a date, datetime or ISO string; default now) gives the folder's date and,
+        when registering, the session's start time unless ``start_time`` is given. The subject
+        must exist in the target. Returns the folder and the session id (None when
+        ``register`` is False). Other keyword arguments go to ``register_session``.
+        """
+        root = session_root if session_root is not None else self.session_root
+        if root is None:
+            raise ValueError("no session_root given, and the client has no default one")
+        when = ensure_ISO8601(date)
+        self._require("subjects", subject)
+        session_path = make_session_folder(root, subject, when[:10])
+        if not register:
+            return session_path, None
+        kwargs.setdefault("start_time", when)
+        return session_path, self.register_session(session_path, **kwargs).eid
+
+    def register_session(
+        self,
+        ses_path: str | os.PathLike[str],
+        users: str | Iterable[str] | None = None,
+        file_list: bool | Iterable[str | os.PathLike[str]] = True,
+        **kwargs: Any,
+    ) -> SessionReport:
+        """Create the session record of a folder, or update the one that exists, and register
+        its files.
+
+        ``file_list`` True registers every registrable file under the folder, False none, and
+        a list those files (which must lie in this session). Keyword arguments: ``location``,
+        ``procedures``, ``n_correct_trials``, ``n_trials``, ``json``, ``projects``, ``type``,
+        ``task_protocol``, ``lab`` (default: the path's ``lab/Subjects`` folder),
+        ``start_time`` (on the path's date), ``end_time``, and ``register_files``' options
+        (``repository``, ``created_by``, ``server_only``, ``default``, ``versions``,
+        ``max_md5_size``, ``protected``); others are sent as session fields.
+
+        Raises:
+            ValueError, TypeError: a bad argument; nothing was sent.
+            SubjectNotFound, MemberNotFound: an unknown subject or user.
+        """
+        key = SessionKey.from_path(ses_path)
+        file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
+        fields = session_changes(key, users, kwargs)
+        files = self._session_files(key, file_list)
+        self._require("subjects", key.subject)
+        for user in fields.get("users", ()):
+            self._require("users", user)
+        session, created = self._create_or_update(key, fields)
+        report = SessionReport(key.path, session, created)
+        if files is None:
+            return report
+        paths, skipped = files
+        known = [] if created else self.target.session_datasets(session["id"])
+        report.files = sorted(
+            [*skipped, *self._register(paths, known={key.path: known}, **file_options)],
+            key=lambda outcome: outcome.path,
+        )
+        logger.info("%s", report.summary())
+        return report
+
+    def _session_files(
+        self, key: SessionKey, file_list: bool | Iterable[str | os.PathLike[str]]
+    ) -> tuple[list[Path], list[FileOutcome]] | None:
+        """The files to register and those skipped, or None for no file registration."""
+        if file_list is True:
+            found = self.find_files(key.path)
+            return list(found), found.skipped
+        if file_list is False or file_list is None:
+            return None
+        paths = [Path(p) for p in ([file_list] if isinstance(file_list, str) else file_list)]
+        outside = [p for p in paths if get_session_path(p) != key.path]
+        if outside:
+            raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
+        return paths, []
+
+    def _create_or_update(
+        self, key: SessionKey, fields: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        # Alyx creates a second record when the same session is posted twice: look first.
+        existing = self.target.find_sessions(key.subject, key.date, int(key.number))
+        if len(existing) > 1:
+            logger.warning(
+                "%d session records for %s: updating %s",
+                len(existing),
+                key.relative,
+                existing[0]["id"],
+            )
+        if existing:
+            session = existing[0]
+            if fields:
+                session = self.target.update_session(session["id"], fields)
+            return session, False
+        record: dict[str, Any] = {
+            "subject": key.subject,
+            "users": fields.pop("users", None) or [u for u in [self.target.user] if u],
+            "type": "Experiment",
+            "number": key.number,
+            **({"lab": key.lab} if key.lab else {}),
+            **fields,
+        }
+        if not record["users"]:
+            del record["users"]  # the target's default: the requesting user
+        record.setdefault("start_time", ensure_ISO8601(key.date))
+        return self.target.create_session(record), True
+
+    def register_sessions(
+        self, session_paths: Iterable[str | os.PathLike[str]], **kwargs: Any
+    ) -> list[SessionReport]:
+        """Register several session folders in parallel (``max_workers`` at once).
+
+        Each gets a `SessionReport`, in input order; a session that raised has ``error`` set,
+        and the others go on. Keyword arguments are those of ``register_session``.
+        """
+        paths = [Path(p) for p in session_paths]
+
+        def one(path: Path) -> SessionReport:
+            try:
+                return self.register_session(path, **kwargs)
+            except Exception as exc:
+                logger.error("%s: registration failed: %s", path, exc)
+                return SessionReport(path, error=exc)
+
+        return self._parallel(one, paths)
+
+    def _parallel(self, work: Any, items: list[Any]) -> list[Any]:
+        if len(items) <= 1 or self.max_workers == 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="register") as pool:
+            return list(pool.map(work, items))
+
+    def create_sessions(
+        self,
+        root_data_folder: str | os.PathLike[str],
+        glob_pattern: str = "**/create_me.flag",
+        register_files: bool = False,
+        dry: bool = False,
+    ) -> tuple[list[Path], list[SessionReport]]:
+        """Register the session of every flag file found under ``root_data_folder``.
+
+        A flag's folder is the session folder. ``register_files`` also registers the files in
+        it. A flag is removed once its session is registered, and kept when that failed.
+        Returns the session folders and, unless ``dry``, a `SessionReport` for each, in the
+        same order; a failed session has ``error`` set and does not stop the others.
+        """
+        flags: dict[Path, list[Path]] = {}
+        for flag in scan_files(root_data_folder, glob_pattern):
+            flags.setdefault(flag.parent, []).append(flag)
+        sessions = list(flags)
+        if dry:
+            return sessions, []
+
+        def one(path: Path) -> SessionReport:
+            try:
+                report = self.register_session(path, file_list=register_files)
+            except Exception as exc:
+                logger.error("%s: session not created: %s", path, exc)
+                return SessionReport(path, error=exc)
+            for flag in flags[path]:
+                flag.unlink(missing_ok=True)
+            return report
+
+        return sessions, self._parallel(one, sessions)
+
+    # -- files ------------------------------------------------------------------------------
+
+    def find_files(self, session_path: str | os.PathLike[str]) -> FoundFiles:
+        """Sort the files under a session folder into registrable datasets and the rest.
+
+        Iterating over the result gives the registrable files; ``skipped`` says why each other
+        file is not (not ALF, unknown extension, no dataset type, several dataset types).
+        """
+        path = Path(session_path)
+        if not path.is_dir():
+            raise NotADirectoryError(f"{path} is not a folder")
+        return walk_session(path, self._dataset_type_matcher())
+
+    def register_files(
+        self,
+        file_list: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        versions: str | Iterable[str | None] | None = None,
+        default: bool = True,
+        created_by: str | None = None,
+        server_only: bool = False,
+        repository: str | None = None,
+        exists: bool = True,
+        dry: bool = False,
+        max_md5_size: int | None = None,
+        protected: ProtectedMode = "revision",
+        **kwargs: Any,
+    ) -> list[FileOutcome] | list[dict[str, Any]]:
+        """Register files to their sessions, one request per session (per ``batch_size`` files).
+
+        Files are grouped by the session folder they lie in. Files of ``max_md5_size`` bytes
+        or more are registered without a hash, as ONE-api does. ``versions`` is one version
+        for all files or a list cycled over them. When the target refuses protected datasets,
+        ``protected="revision"`` moves those files into a new revision folder and registers
+        them there (ONE-api's behaviour); ``"fail"`` reports them as failed. Other keyword
+        arguments are added to the request body.
+
+        Returns one `FileOutcome` per input file, in input order; with ``dry``, the request
+        bodies that would be sent (ONE-api's ``dry=True``), after hashing, sending nothing.
+        """
+        paths = [Path(file_list)] if isinstance(file_list, str | os.PathLike) else list(file_list)
+        return self._register(
+            [Path(p) for p in paths],
+            versions=versions,
+            default=default,
+            created_by=created_by,
+            server_only=server_only,
+            repository=repository,
+            exists=exists,
+            dry=dry,
+            max_md5_size=max_md5_size,
+            protected=protected,
+            **kwargs,
+        )
+
+    def _register(
+        self,
+        paths: list[Path],
+        *,
+        known: dict[Path, list[RegisteredDataset]] | None = None,
+        versions: str | Iterable[str | None] | None = None,
+        max_md5_size: int | None = None,
+        dry: bool = False,
+        created_by: str | None = None,
+        repository: str | None = None,
+        exists: bool = True,
+        server_only: bool = False,
+        default: bool = True,
+        protected: ProtectedMode = "revision",
+        **extra: Any,
+    ) -> Any:
+        if protected not in ("revision", "fail"):
+            raise ValueError(f'protected must be "revision" or "fail", not {protected!r}')
+        if max_md5_size is not None and (isinstance(max_md5_size, bool) or max_md5_size < 0):
+            raise ValueError(f"max_md5_size must be a non-negative integer, not {max_md5_size!r}")
+        options = _FileOptions(
+            created_by=created_by or self.target.user,
+            repository=repository,
+            exists=exists,
+            server_only=server_only,
+            default=default,
+            protected=protected,
+            extra=extra,
+        )
+        outcomes: list[FileOutcome | None] = [None] * len(paths)
+        candidates = self._candidates(paths, versions, outcomes)
+        self._hash(candidates, max_md5_size, outcomes)
+        by_session: dict[Path, list[_Candidate]] = {}
+        for c in candidates:
+            if outcomes[c.index] is None:
+                by_session.setdefault(c.session, []).append(c)
+        payloads = []
+        for session, files in by_session.items():
+            key = SessionKey.from_path(session)
+            if known is not None and session in known:
+                files = self._drop_unchanged(files, known[session], repository, outcomes)
+            for start in range(0, len(files), self.batch_size):
+                chunk = files[start : start + self.batch_size]
+                batch = _batch(key, chunk, options)
+                if dry:
+                    payloads.append(batch.payload())
+                    continue
+                for outcome, c in zip(self._send(batch, chunk, options), chunk, strict=True):
+                    outcomes[c.index] = outcome
+        if dry:
+            return payloads
+        return outcomes
+
+    def _candidates(
+        self,
+        paths: list[Path],
+        versions: str | Iterable[str | None] | None,
+        outcomes: list[FileOutcome | None],
+    ) -> list[_Candidate]:
+        """The registrable files; the others get their skipped outcome in ``outcomes``."""
+        matcher = self._dataset_type_matcher()
+        candidates = []
+        for index, (path, version) in enumerate(zip(paths, _versions(versions), strict=False)):
+            session = get_session_path(path)
+            if session is None:
+                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, NOT_IN_SESSION)
+                continue
+            session = Path(session)
+            rel_path = path.relative_to(session).as_posix()
+            dataset_type, reason, _ = matcher.classify(rel_path)
+            if dataset_type is None:
+                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path)
+                continue
+            candidates.append(_Candidate(index, path, session, rel_path, dataset_type, version))
+        return candidates
+
+    def _hash(
+        self,
+        candidates: list[_Candidate],
+        max_md5_size: int | None,
+        outcomes: list[FileOutcome | None],
+    ) -> None:
+        """Fill in sizes and md5s; files that cannot be hashed get their skipped outcome.
+
+        As in ONE-api, files of ``max_md5_size`` bytes or more are not hashed but registered.
+        """
+        hashes = hash_files(
+            [c.path for c in candidates],
+            workers=self.hash_workers,
+            max_md5_size=max_md5_size,
+            cache=self._digest_cache(),
+        )
+        for c, result in zip(candidates, hashes, strict=True):
+            c.size, c.md5 = result.size, result.md5
+            if not result.ok and result.reason != ABOVE_MAX_MD5_SIZE:
+                outcomes[c.index] = c.outcome(Outcome.SKIPPED, result.reason)
+
+    @staticmethod
+    def _drop_unchanged(
+        files: list[_Candidate],
+        registered: list[RegisteredDataset],
+        repository: str | None,
+        outcomes: list[FileOutcome | None],
+    ) -> list[_Candidate]:
+        """The files the target does not hold yet as they are; the others are ``unchanged``."""
+        by_path = {d.rel_path: d for d in registered}
+        remaining = []
+        for c in files:
+            held = by_path.get(c.rel_path)
+            same = (
+                held is not None
+                and held.file_size == c.size
+                and (c.md5 is None or held.hash == c.md5)
+                and (repository is None or repository in held.repositories)
+            )
+            if same:
+                dataset = {"id": held.id}
+                outcomes[c.index] = c.outcome(Outcome.UNCHANGED, dataset=dataset)
+            else:
+                remaining.append(c)
+        return remaining
+
+    def _send(
+        self, batch: FileBatch, files: list[_Candidate], options: _FileOptions
+    ) -> list[FileOutcome]:
+        """Register one batch; every file gets an outcome, whatever the target answers."""
+        try:
+            records = self.target.register_files(batch)
+        except ProtectedDatasets as exc:
+            return self._resolve_protected(batch, files, exc.details, options)
+        except RegistrationRefused as exc:
+            return self._isolate_refusal(batch, files, exc, options)
+        return [
+            c.outcome(Outcome.CREATED, dataset=record)
+            for c, record in zip(files, records, strict=True)
+        ]
+
+    def _isolate_refusal(
+        self,
+        batch: FileBatch,
+        files: list[_Candidate],
+        exc: RegistrationRefused,
+        options: _FileOptions,
+    ) -> list[FileOutcome]:
+        """Fail the files a refusal names, and send the rest again.
+
+        Alyx answers 500 for a whole batch when one file has no dataset type, naming the file
+        (and registers the files before it). A refusal that names no file of the batch, or a
+        4xx, concerns the request as a whole: every file fails with it.
+        """
+        reason = str(exc)
+        named = [
+            i for i, name in enumerate(batch.filenames) if f'"{name.rpartition("/")[2]}"' in reason
+        ]
+        if (exc.status is not None and exc.status < 500) or not named:
+            return [c.outcome(Outcome.FAILED, reason) for c in files]
+        outcomes: list[FileOutcome | None] = [None] * len(files)
+        for i in named:
+            outcomes[i] = files[i].outcome(Outcome.FAILED, reason)
+        rest = [i for i in range(len(files)) if outcomes[i] is None]
+        if rest:
+            retried = self._send(batch.subset(rest), [files[i] for i in rest], options)
+            for i, outcome in zip(rest, retried, strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _resolve_protected(
+        self,
+        batch: FileBatch,
+        files: list[_Candidate],
+        details: dict[str, list[tuple[str, bool]]],
+        options: _FileOptions,
+    ) -> list[FileOutcome]:
+        """Handle the target's refusal to overwrite protected datasets (see ``register_files``)."""
+        outcomes: list[FileOutcome | None] = [None] * len(files)
+        keep: list[int] = []
+        names: list[str] = []
+        for i, (c, name) in enumerate(zip(files, batch.filenames, strict=True)):
+            revisions = details.get(name, [])
+            if options.protected == "fail":
+                if any(is_protected for _, is_protected in revisions):
+                    outcomes[i] = c.outcome(Outcome.FAILED, PROTECTED)
+                    continue
+                new_name = name
+            else:
+                new_name = unprotected_rel_path(name, revisions)
+            if new_name != name:
+                problem = _move(c, new_name)
+                if problem is not None:
+                    outcomes[i] = c.outcome(Outcome.FAILED, f"{PROTECTED}: {problem}")
+                    continue
+            keep.append(i)
+            names.append(new_name)
+        if keep:
+            # As ONE-api: the new revisions are free, so the server need not check again.
+            retry = batch.subset(keep, filenames=names, check_protected=options.protected == "fail")
+            for i, outcome in zip(
+                keep, self._send(retry, [files[i] for i in keep], options), strict=True
+            ):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    # -- animal care ------------------------------------------------------------------------
+
+    def register_weight(
+        self,
+        subject: str,
+        weight: float,
+        date_time: Any = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a weighing of ``weight`` grams (rounded to 4 significant figures).
+
+        ``date_time`` defaults to now and ``user`` to the target's user; both the subject and
+        the user must exist.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ValueError(f"weight must be a positive number of grams, not {weight!r}")
+        record = {
+            "subject": subject,
+            "date_time": ensure_ISO8601(date_time),
+            "weight": float(f"{weight:.4g}"),
+            "user": self._care_user(subject, user),
+        }
+        return self.target.register_weight(record)
+
+    def register_water_administration(
+        self, subject: str, volume: float, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Record ``volume`` ml of water given to a subject (rounded to 4 significant figures).
+
+        Keyword arguments: ``date_time`` (default now), ``water_type`` (default "Water"),
+        ``user`` (default the target's user), ``session`` (an id, a session folder, or a
+        session record) and ``adlib`` (default False).
+        """
+        if isinstance(volume, bool) or not isinstance(volume, int | float) or not volume > 0:
+            raise ValueError(f"volume must be a positive number of ml, not {volume!r}")
+        unknown = set(kwargs) - {"date_time", "water_type", "user", "session", "adlib"}
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        record: dict[str, Any] = {
+            "subject": subject,
+            "date_time": ensure_ISO8601(kwargs.get("date_time")),
+            "water_administered": float(f"{volume:.4g}"),
+            "water_type": kwargs.get("water_type") or "Water",
+            "user": self._care_user(subject, kwargs.get("user")),
+            "adlib": bool(kwargs.get("adlib", False)),
+        }
+        if kwargs.get("session"):
+            record["session"] = self._session_id(kwargs["session"])
+        return self.target.register_water_administration(record)
+
+    def _care_user(self, subject: str, user: str | None) -> str | None:
+        self._require("subjects", subject)
+        user = user or self.target.user
+        if user is not None:
+            self._require("users", user)
+        return user
+
+    def _session_id(self, session: Any) -> str:
+        """The id of a session given as an id, a record, or a session folder."""
+        if isinstance(session, dict):
+            eid = session.get("id") or str(session.get("url", ""))[-36:]
+        elif is_uuid_string(str(session)):
+            eid = str(session)
+        else:
+            key = SessionKey.from_path(session)
+            found = self.target.find_sessions(key.subject, key.date, int(key.number))
+            eid = found[0]["id"] if found else ""
+        if not is_uuid_string(eid):
+            raise ValueError(f"no session id found for {session!r}")
+        return eid
+
+
+_FILE_OPTION_NAMES = (
+    "created_by",
+    "repository",
+    "server_only",
+    "default",
+    "exists",
+    "protected",
+    "versions",
+    "max_md5_size",
+)
+"""The keyword arguments of ``register_session`` that are ``register_files``' options."""
+
+
+def _versions(versions: str | Iterable[str | None] | None) -> Iterator[str | None]:
+    if versions is None or isinstance(versions, str):
+        return repeat(versions)
+    return cycle(list(versions) or [None])
+
+
+def _batch(key: SessionKey, files: list[_Candidate], options: _FileOptions) -> FileBatch:
+    return FileBatch(
+        session_path=key.relative,
+        filenames=[c.rel_path for c in files],
+        hashes=[c.md5 for c in files],
+        sizes=[c.size for c in files],
+        versions=[c.version for c in files],
+        lab=key.lab,
+        created_by=options.created_by,
+        repository=options.repository,
+        exists=options.exists,
+        server_only=options.server_only,
+        default=options.default,
+        extra=dict(options.extra),
+    )
+
+
+def _move(c: _Candidate, new_rel_path: str) -> str | None:
+    """Move a file within its session to ``new_rel_path``; returns a problem, or None."""
+    target = c.session / new_rel_path
+    if target.exists():
+        return f"cannot move it to {new_rel_path}: a file is there already"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(c.path, target)
+    logger.info("moved %s to %s: its dataset is protected", c.path, target)
+    c.moved_from, c.path, c.rel_path = c.path, target, new_rel_path
+    return None

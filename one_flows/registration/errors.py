@@ -1,0 +1,25 @@
+"""Exceptions that stop the registration of a session (per-file problems are outcomes)."""
+
+from __future__ import annotations
+
+__all__ = ["MemberNotFound", "RegistrationError", "SubjectNotFound"]
+
+
+class RegistrationError(Exception):
+    """A session cannot be registered."""
+
+
+class MemberNotFound(RegistrationError, LookupError):
+    """A named record (a user, a lab, a repository...) does not exist in the target."""
+
+    def __init__(self, member: str, endpoint: str) -> None:
+        super().__init__(f'"{member}" does not exist in {endpoint}')
+        self.member = member
+        self.endpoint = endpoint
+
+
+class SubjectNotFound(MemberNotFound):
+    """The subject does not exist in the target."""
+
+    def __init__(self, member: str, endpoint: str = "subjects") -> None:
+        super().__init__(member, endpoint)

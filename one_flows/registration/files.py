@@ -1,0 +1,181 @@
+"""Which files of a session can be registered, and as which dataset type.
+
+A file is registrable when its path relative to the session folder is a valid ALF dataset path,
+its extension is that of a data format the target knows, and its name matches exactly one
+dataset type. Matching follows Alyx: the type's ``filename_pattern`` is an fnmatch pattern
+compared without regard to case; a type with an empty pattern matches files whose
+``object.attribute`` equals the type's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase, translate
+from pathlib import Path
+
+from one_flows.alf import filename_parts, is_valid, rel_path_parts
+from one_flows.registration.outcomes import (
+    AMBIGUOUS_TYPE,
+    NO_DATASET_TYPE,
+    NOT_ALF,
+    UNKNOWN_EXTENSION,
+    FileOutcome,
+    Outcome,
+)
+from one_flows.targets import DatasetType
+
+__all__ = ["DatasetTypeMatcher", "FoundFiles", "scan_files", "walk_session"]
+
+
+class DatasetTypeMatcher:
+    """Finds the dataset types of file names, and why a file has none."""
+
+    def __init__(
+        self,
+        dataset_types: Iterable[DatasetType] | None,
+        extensions: frozenset[str] | None = None,
+    ) -> None:
+        self.extensions = extensions
+        self.any_type = dataset_types is None
+        self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._by_name: dict[str, list[str]] = {}
+        for dt in dataset_types or ():
+            pattern = dt.filename_pattern.strip()
+            if pattern:
+                self._patterns.append((dt.name, re.compile(translate(pattern.casefold()))))
+            else:
+                self._by_name.setdefault(dt.name, []).append(dt.name)
+
+    def matches(self, filename: str) -> list[str]:
+        """The names of every dataset type that a file name matches."""
+        if self.any_type:
+            _, obj, attribute, *_ = filename_parts(filename)
+            return [f"{obj}.{attribute}"]
+        folded = filename.casefold()
+        hits = [name for name, regex in self._patterns if regex.match(folded)]
+        if is_valid(filename):
+            _, obj, attribute, *_ = filename_parts(filename)
+            key = f"{obj}.{attribute}"
+        else:
+            key = filename.rsplit(".", 1)[0]
+        return hits + self._by_name.get(key, [])
+
+    def classify(self, rel_path: str) -> tuple[str | None, str | None, list[str]]:
+        """Classify a path relative to its session folder.
+
+        Returns (dataset type, None, [the type]) for a registrable file, else
+        (None, the reason it is not, the matching types when there are several).
+        """
+        name = rel_path.rpartition("/")[2]
+        if not is_valid(name) or rel_path_parts(rel_path, assert_valid=False)[3] is None:
+            return None, NOT_ALF, []
+        if self.extensions is not None and os.path.splitext(name)[1] not in self.extensions:
+            return None, UNKNOWN_EXTENSION, []
+        types = self.matches(name)
+        if not types:
+            return None, NO_DATASET_TYPE, []
+        if len(types) > 1:
+            return None, AMBIGUOUS_TYPE, types
+        return types[0], None, types
+
+
+@dataclass
+class FoundFiles:
+    """The files found under a session folder, split into registrable datasets and the rest.
+
+    Iterating gives the registrable files (as ONE-api's ``find_files`` yields them), in
+    lexicographical order. ``skipped`` holds one outcome per other file, with the reason;
+    ``candidates`` the dataset types of each file that matched several.
+    """
+
+    session_path: Path
+    datasets: dict[Path, str] = field(default_factory=dict)
+    skipped: list[FileOutcome] = field(default_factory=list)
+    candidates: dict[Path, list[str]] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.datasets)
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+    def _skipped_for(self, reason: str) -> list[Path]:
+        return [f.path for f in self.skipped if f.reason == reason]
+
+    @property
+    def unmatched(self) -> list[Path]:
+        """ALF files whose name matches no dataset type."""
+        return self._skipped_for(NO_DATASET_TYPE)
+
+    @property
+    def ambiguous(self) -> list[Path]:
+        """ALF files whose name matches several dataset types."""
+        return self._skipped_for(AMBIGUOUS_TYPE)
+
+
+def walk_session(session_path: Path, matcher: DatasetTypeMatcher) -> FoundFiles:
+    """Classify every file under a session folder; hidden files and folders are ignored."""
+    found = FoundFiles(session_path)
+    for path in sorted(_walk(session_path)):
+        rel_path = path.relative_to(session_path).as_posix()
+        dataset_type, reason, types = matcher.classify(rel_path)
+        if dataset_type is not None:
+            found.datasets[path] = dataset_type
+            continue
+        found.skipped.append(FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path))
+        if reason == AMBIGUOUS_TYPE:
+            found.candidates[path] = types
+    return found
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(Path(entry.path))
+            elif entry.is_file():
+                yield Path(entry.path)
+
+
+def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
+    """The files under ``root`` whose relative path matches a glob ``pattern``, sorted.
+
+    The pattern uses pathlib's syntax: ``*``, ``?`` and ``[...]`` within one path element and
+    ``**`` for any number of folders (``**/create_me.flag``). Folders are read with
+    ``os.scandir`` and pruned where the pattern cannot match below them.
+    """
+    parts = tuple(p for p in Path(pattern).as_posix().split("/") if p not in ("", "."))
+    if not parts:
+        raise ValueError(f"empty glob pattern {pattern!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder")
+    return sorted(_scan(root, frozenset([parts])))
+
+
+def _scan(folder: Path, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
+    """Files below ``folder`` matching any of the pattern remainders ``states``."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            after = {rest for state in states for rest in _advance(state, entry.name)}
+            if entry.is_dir():
+                if deeper := frozenset(rest for rest in after if rest):
+                    yield from _scan(Path(entry.path), deeper)
+            elif () in after:
+                yield Path(entry.path)
+
+
+def _advance(parts: tuple[str, ...], name: str) -> list[tuple[str, ...]]:
+    """The pattern remainders after matching one path element ``name`` against ``parts``."""
+    if not parts:
+        return []
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        # `**` takes this element and stays, or takes nothing and the next element applies.
+        return [parts, *_advance(rest, name)]
+    return [rest] if fnmatchcase(name, head) else []

@@ -1,0 +1,161 @@
+"""`AlyxTarget`: registration into an Alyx database over its REST API."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from one_flows.alyx import AlyxAuthError, AlyxClient, AlyxError, AlyxNotFound, is_transient
+from one_flows.targets.base import (
+    DatasetType,
+    FileBatch,
+    ProtectedDatasets,
+    RegisteredDataset,
+    RegistrationRefused,
+)
+
+__all__ = ["AlyxTarget"]
+
+_PROTECTED_ERROR = "One or more datasets is protected"
+
+
+class AlyxTarget:
+    """Registers into the Alyx server that ``client`` talks to.
+
+    Request bodies are those ONE-api's RegistrationClient sends. The dataset types and data
+    formats are read once, on first use, and kept for the life of the target.
+    """
+
+    def __init__(self, client: AlyxClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._dataset_types: list[DatasetType] | None = None
+        self._extensions: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"AlyxTarget({self.client.base_url!r})"
+
+    @property
+    def user(self) -> str | None:
+        """The user the client logs in as."""
+        return self.client.username
+
+    @property
+    def label(self) -> str:
+        """``alyx:<base url>``."""
+        return f"alyx:{self.client.base_url}"
+
+    def dataset_types(self) -> list[DatasetType]:
+        """All dataset types (one ``GET /dataset-types``, then kept)."""
+        with self._lock:
+            if self._dataset_types is None:
+                self._dataset_types = [
+                    DatasetType(t["name"], t.get("filename_pattern") or "")
+                    for t in self.client.list_all("/dataset-types")
+                ]
+            return list(self._dataset_types)
+
+    def file_extensions(self) -> frozenset[str]:
+        """The extensions of the server's data formats (one ``GET /data-formats``, then kept)."""
+        with self._lock:
+            if self._extensions is None:
+                self._extensions = frozenset(
+                    f["file_extension"]
+                    for f in self.client.list_all("/data-formats")
+                    if f.get("file_extension")
+                )
+            return self._extensions
+
+    def lookup(self, endpoint: str, member: str) -> dict[str, Any] | None:
+        """``GET /<endpoint>/<member>``; None when the server answers 404."""
+        try:
+            return self.client.get(f"/{endpoint.strip('/')}/{quote(str(member), safe='')}")
+        except AlyxNotFound:
+            return None
+
+    def find_sessions(
+        self, subject: str, date: str, number: int, lab: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /sessions?subject=&date_range=<date>,<date>&number=`` (and ``lab``)."""
+        params: dict[str, Any] = {
+            "subject": subject,
+            "date_range": f"{date},{date}",
+            "number": int(number),
+        }
+        if lab:
+            params["lab"] = lab
+        return self.client.list_all("/sessions", params)
+
+    def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``POST /sessions``."""
+        return self.client.post("/sessions", record)
+
+    def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /sessions/<eid>``: only the given fields change."""
+        return self.client.patch(f"/sessions/{eid}", changes)
+
+    def session_datasets(self, eid: str) -> list[RegisteredDataset]:
+        """``GET /datasets?session=<eid>``."""
+        datasets = []
+        for d in self.client.list_all("/datasets", {"session": eid}):
+            folders = [d.get("collection") or "", f"#{d['revision']}#" if d.get("revision") else ""]
+            rel_path = "/".join([*filter(None, folders), d["name"]])
+            datasets.append(
+                RegisteredDataset(
+                    id=d.get("id") or d["url"].rstrip("/")[-36:],
+                    rel_path=rel_path,
+                    hash=d.get("hash") or None,
+                    file_size=d.get("file_size"),
+                    repositories=frozenset(
+                        r["data_repository"] for r in d.get("file_records") or ()
+                    ),
+                )
+            )
+        return datasets
+
+    def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
+        """``POST /register-file`` with ONE-api's body.
+
+        Raises:
+            ProtectedDatasets: the server refused because some files are protected (403).
+            RegistrationRefused: any other answer that sending again will not change.
+            AlyxError: transient faults and refused credentials, unchanged.
+        """
+        try:
+            records = self.client.post("/register-file", batch.payload())
+        except AlyxError as exc:
+            if is_transient(exc) or isinstance(exc, AlyxAuthError):
+                raise
+            body = exc.response_body
+            if (
+                exc.status == 403
+                and isinstance(body, dict)
+                and body.get("error") == _PROTECTED_ERROR
+            ):
+                raise ProtectedDatasets(_protection_details(body.get("details"))) from exc
+            raise RegistrationRefused(str(exc), status=exc.status, body=body) from exc
+        if not isinstance(records, list) or len(records) != len(batch.filenames):
+            raise RegistrationRefused(
+                f"POST /register-file answered {type(records).__name__} instead of "
+                f"{len(batch.filenames)} dataset records",
+                body=records,
+            )
+        return records
+
+    def register_weight(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``POST /weighings``."""
+        return self.client.post("/weighings", record)
+
+    def register_water_administration(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``POST /water-administrations``."""
+        return self.client.post("/water-administrations", record)
+
+
+def _protection_details(details: Any) -> dict[str, list[tuple[str, bool]]]:
+    """Alyx's ``[{filename: [{revision: protected}, ...]}, ...]`` as an ordered dict."""
+    parsed: dict[str, list[tuple[str, bool]]] = {}
+    for item in details or ():
+        for name, revisions in item.items():
+            parsed[name] = [(rev, bool(p)) for entry in revisions for rev, p in entry.items()]
+    return parsed

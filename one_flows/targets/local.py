@@ -1,0 +1,250 @@
+"""`LocalTarget`: registration into ONE cache tables on disk, without a database."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from one_flows.alf import rel_path_parts
+from one_flows.cache import (
+    CacheTables,
+    dataset_id,
+    load_tables,
+    save_tables,
+    session_id,
+    session_key,
+)
+from one_flows.targets.base import (
+    DatasetType,
+    FileBatch,
+    RegisteredDataset,
+    RegistrationRefused,
+)
+
+__all__ = ["LocalTarget"]
+
+_CARE_FILES = {"weighings": "weighings.jsonl", "water": "water_administrations.jsonl"}
+
+
+class LocalTarget:
+    """Registers into ``sessions.pqt`` and ``datasets.pqt`` in ``cache_dir``.
+
+    Creating a session adds a row to the sessions table and registering files adds rows, with
+    their hashes and sizes, to the datasets table; ONE-api's ``One(cache_dir=..., mode="local")``
+    reads the result. Ids are `one_flows.cache`'s stable uuid5s, so registering a folder again
+    finds the same rows.
+
+    There are no reference tables: every subject and user is accepted, and without
+    ``dataset_types`` every valid ALF file is a dataset of type ``object.attribute``.
+    Weighings and water administrations are appended to JSON-lines files in ``cache_dir``.
+    The tables are rewritten (atomically) by each change; one process at a time may write them.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        *,
+        dataset_types: list[DatasetType] | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._dataset_types = None if dataset_types is None else list(dataset_types)
+        self._user = user
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalTarget({str(self.cache_dir)!r})"
+
+    @property
+    def user(self) -> str | None:
+        """The user given at creation, if any."""
+        return self._user
+
+    @property
+    def label(self) -> str:
+        """``local:<cache dir>``."""
+        return f"local:{self.cache_dir}"
+
+    def dataset_types(self) -> list[DatasetType] | None:
+        """The dataset types given at creation, or None (any ``object.attribute``)."""
+        return None if self._dataset_types is None else list(self._dataset_types)
+
+    def file_extensions(self) -> None:
+        """None: any extension."""
+        return None
+
+    def lookup(self, endpoint: str, member: str) -> dict[str, Any]:
+        """A stand-in record: the local tables hold no subjects, users or other references."""
+        key = "nickname" if endpoint.strip("/") == "subjects" else "name"
+        return {key: member}
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _tables(self) -> CacheTables:
+        return load_tables(self.cache_dir)
+
+    def _save(self, tables: CacheTables) -> None:
+        # ONE-api skips tables whose metadata lacks a creation date.
+        created = datetime.datetime.now().isoformat(sep=" ", timespec="minutes")
+        for name in ("sessions", "datasets"):
+            meta = tables.metadata.setdefault(name, {})
+            meta.setdefault("date_created", created)
+            meta.setdefault("origin", self.label)
+        save_tables(tables, self.cache_dir)
+
+    @staticmethod
+    def _session_record(eid: str, row: pd.Series) -> dict[str, Any]:
+        return {
+            "id": eid,
+            "subject": row["subject"],
+            "lab": row["lab"] or None,
+            "number": int(row["number"]),
+            "start_time": datetime.datetime.combine(row["date"], datetime.time()).isoformat(),
+            "task_protocol": row["task_protocol"],
+            "projects": [p for p in row["projects"].split(",") if p],
+        }
+
+    def find_sessions(
+        self, subject: str, date: str, number: int, lab: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of the sessions table with that subject, date, number (and lab)."""
+        sessions = self._tables().sessions
+        day = datetime.date.fromisoformat(date)
+        mask = (
+            (sessions["subject"] == subject)
+            & (sessions["date"] == day)
+            & (sessions["number"] == int(number))
+        )
+        if lab:
+            mask &= sessions["lab"] == lab
+        return [self._session_record(eid, row) for eid, row in sessions[mask].iterrows()]
+
+    def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Add a row to the sessions table (or replace the row of the same session)."""
+        if "start_time" not in record:
+            raise ValueError("a local session record needs a start_time for its date")
+        day = datetime.date.fromisoformat(str(record["start_time"])[:10])
+        lab = record.get("lab") or ""
+        eid = session_id(session_key(lab, record["subject"], day, record["number"]))
+        row = {
+            "lab": lab,
+            "subject": record["subject"],
+            "date": day,
+            "number": int(record["number"]),
+            "task_protocol": record.get("task_protocol") or "",
+            "projects": ",".join(record.get("projects") or []),
+        }
+        with self._lock:
+            tables = self._tables()
+            tables.sessions = _upsert(tables.sessions, pd.DataFrame([row], index=[eid]), "sessions")
+            self._save(tables)
+            return self._session_record(eid, tables.sessions.loc[eid])
+
+    def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change the lab, task protocol or projects of a row of the sessions table."""
+        with self._lock:
+            tables = self._tables()
+            if eid not in tables.sessions.index:
+                raise KeyError(f"no session {eid} in {self.cache_dir}")
+            if changes.get("task_protocol") is not None:
+                tables.sessions.loc[eid, "task_protocol"] = changes["task_protocol"]
+            if changes.get("projects") is not None:
+                tables.sessions.loc[eid, "projects"] = ",".join(changes["projects"])
+            if changes.get("lab") is not None:
+                tables.sessions.loc[eid, "lab"] = changes["lab"]
+            self._save(tables)
+            return self._session_record(eid, tables.sessions.loc[eid])
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    def session_datasets(self, eid: str) -> list[RegisteredDataset]:
+        """The rows of the datasets table of a session."""
+        datasets = self._tables().datasets
+        if eid not in datasets.index.get_level_values("eid"):
+            return []
+        return [
+            RegisteredDataset(
+                id=did,
+                rel_path=row["rel_path"],
+                hash=row["hash"] or None,
+                file_size=None if pd.isna(row["file_size"]) else int(row["file_size"]),
+            )
+            for did, row in datasets.xs(eid, level="eid").iterrows()
+        ]
+
+    def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
+        """Add or update the rows of the files in the datasets table.
+
+        Raises:
+            RegistrationRefused: the batch's session is not in the sessions table.
+        """
+        subject, date, number = batch.session_path.split("/")
+        with self._lock:
+            tables = self._tables()
+            found = self.find_sessions(subject, date, int(number), batch.lab)
+            if not found:
+                raise RegistrationRefused(
+                    f"no session {batch.session_path} in {self.cache_dir}", status=400
+                )
+            session = found[0]
+            key = session_key(session["lab"] or "", subject, date, number)
+            ids = [dataset_id(key, name) for name in batch.filenames]
+            rows = pd.DataFrame(
+                {
+                    "rel_path": batch.filenames,
+                    "file_size": pd.array(batch.sizes, dtype="UInt64"),
+                    "hash": [h or "" for h in batch.hashes],
+                    "exists": [batch.exists] * len(ids),
+                    "qc": ["NOT_SET"] * len(ids),
+                },
+                index=pd.MultiIndex.from_arrays([[session["id"]] * len(ids), ids]),
+            )
+            tables.datasets = _upsert(tables.datasets, rows, "datasets")
+            self._save(tables)
+        return [
+            _dataset_record(did, session["id"], name)
+            for did, name in zip(ids, batch.filenames, strict=True)
+        ]
+
+    # -- animal care ------------------------------------------------------------------------
+
+    def _append(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        with self._lock, open(self.cache_dir / _CARE_FILES[kind], "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return dict(record)
+
+    def register_weight(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append the weighing to ``weighings.jsonl``."""
+        return self._append("weighings", record)
+
+    def register_water_administration(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append the water administration to ``water_administrations.jsonl``."""
+        return self._append("water", record)
+
+
+def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``frame`` with ``rows`` added, replacing the rows of the same index, in the dtypes of
+    the cache ``table``."""
+    # An empty table read back from parquet has lost its qc categories: cast to the schema's.
+    dtypes = getattr(CacheTables.empty(), table).dtypes.to_dict()
+    rows = rows[list(dtypes)].astype(dtypes)
+    rows.index.names = frame.index.names
+    kept = frame[~frame.index.isin(rows.index)].astype(dtypes)
+    return pd.concat([kept, rows]) if len(kept) else rows
+
+
+def _dataset_record(did: str, eid: str, rel_path: str) -> dict[str, Any]:
+    collection, revision, *_ = rel_path_parts(rel_path)
+    return {
+        "id": did,
+        "name": rel_path.rpartition("/")[2],
+        "collection": collection or "",
+        "revision": revision or "",
+        "session": eid,
+    }

@@ -1,0 +1,116 @@
+"""The two registration targets behind one interface: AlyxTarget and LocalTarget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from one_flows.registration import NO_DATASET_TYPE, Outcome, RegistrationClient
+from one_flows.targets import (
+    AlyxTarget,
+    DatasetType,
+    FileBatch,
+    LocalTarget,
+    RegistrationTarget,
+)
+
+from .conftest import GOOD_FILES
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_both_targets_implement_the_interface(alyx, tmp_path):
+    assert isinstance(AlyxTarget(alyx), RegistrationTarget)
+    assert isinstance(LocalTarget(tmp_path), RegistrationTarget)
+
+
+def test_file_batch_checks_parallel_lists():
+    with pytest.raises(ValueError, match="one hash, size and version per file"):
+        FileBatch("s/2026-01-01/001", ["a.b.npy", "c.d.npy"], [None], [1, 2], [None, None])
+
+
+def test_alyx_session_datasets_carry_session_relative_paths(client, make_session):
+    path = make_session(GOOD_FILES)
+    report = client.register_session(path)
+
+    held = client.target.session_datasets(report.eid)
+
+    assert {d.rel_path: (d.hash, d.file_size) for d in held} == {
+        rel: (hashlib.md5(data).hexdigest(), len(data)) for rel, data in GOOD_FILES.items()
+    }
+    assert {d.id for d in held} == {f.dataset["id"] for f in report.files if f.dataset}
+    assert all(d.repositories == {"flatiron_cortexlab"} for d in held)
+
+
+def test_alyx_reference_lists_are_read_once(client, server):
+    for _ in range(3):
+        client.target.dataset_types()
+        client.target.file_extensions()
+    assert server.request_count("GET", "/dataset-types") == 1
+    assert server.request_count("GET", "/data-formats") == 1
+
+
+def test_local_registration_is_read_by_one_api(make_session, tmp_path):
+    from one.api import One
+
+    cache = tmp_path / "cache"
+    client = RegistrationClient(LocalTarget(cache), digest_cache=False)
+    path = make_session(GOOD_FILES)
+
+    first = client.register_session(path, task_protocol="choiceWorld")
+    again = client.register_session(path)
+
+    assert first.counts[Outcome.CREATED] == len(GOOD_FILES)
+    assert again.counts[Outcome.UNCHANGED] == len(GOOD_FILES) and again.eid == first.eid
+    one = One(cache_dir=cache, mode="local")
+    (eid,) = one.search(subject="algernon", date="2026-01-03", number=1)
+    assert str(eid) == first.eid
+    datasets = one.list_datasets(eid, details=True)
+    assert {row.rel_path: (row.hash, row.file_size) for row in datasets.itertuples()} == {
+        rel: (hashlib.md5(data).hexdigest(), len(data)) for rel, data in GOOD_FILES.items()
+    }
+    assert one.get_details(eid)["lab"] == "cortexlab"
+
+
+def test_local_dataset_types_restrict_what_is_registered(make_session, tmp_path):
+    target = LocalTarget(tmp_path / "cache", dataset_types=[DatasetType("spikes.times", "")])
+    client = RegistrationClient(target, digest_cache=False)
+    path = make_session({"alf/spikes.times.npy": b"t", "alf/spikes.amps.npy": b"a"})
+
+    report = client.register_session(path)
+
+    assert {f.rel_path: (f.status, f.reason) for f in report.files} == {
+        "alf/spikes.times.npy": (Outcome.CREATED, None),
+        "alf/spikes.amps.npy": (Outcome.SKIPPED, NO_DATASET_TYPE),
+    }
+
+
+def test_local_files_of_an_unregistered_session_fail(make_session, tmp_path):
+    client = RegistrationClient(LocalTarget(tmp_path / "cache"), digest_cache=False)
+    path = make_session({"alf/spikes.times.npy": b"t"})
+
+    (outcome,) = client.register_files([path / "alf/spikes.times.npy"])
+
+    assert outcome.status is Outcome.FAILED and "no session" in outcome.reason
+
+
+def test_local_animal_care_is_appended(tmp_path):
+    client = RegistrationClient(LocalTarget(tmp_path, user="me"), digest_cache=False)
+    client.register_weight("algernon", 20.5, "2026-01-03T09:00:00")
+    client.register_water_administration("algernon", 1.25, date_time="2026-01-03T10:00:00")
+
+    weighing = json.loads((tmp_path / "weighings.jsonl").read_text())
+    water = json.loads((tmp_path / "water_administrations.jsonl").read_text())
+    assert weighing == {
+        "subject": "algernon",
+        "date_time": "2026-01-03T09:00:00",
+        "weight": 20.5,
+        "user": "me",
+    }
+    assert (water["water_administered"], water["water_type"], water["user"]) == (
+        1.25,
+        "Water",
+        "me",
+    )
