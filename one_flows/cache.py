@@ -65,6 +65,7 @@ __all__ = [
     "save_tables",
     "session_id",
     "session_key",
+    "table_metadata",
     "update_tables",
     "write_parquet_atomic",
 ]
@@ -231,7 +232,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _table_metadata(origin: str | os.PathLike) -> dict:
+def table_metadata(origin: str | os.PathLike) -> dict:
+    """The ``one_metadata`` of a table made now from ``origin``; ONE-api skips tables without it."""
     created = datetime.datetime.now().isoformat(sep=" ", timespec="minutes")
     return {"date_created": created, "origin": str(origin)}
 
@@ -282,6 +284,9 @@ def load_tables(cache_dir: str | os.PathLike) -> CacheTables:
         frame.index = _str_index(frame.index)
         if name == "datasets" and "qc" not in frame.columns:
             frame["qc"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), QC_TYPE)
+        elif name == "datasets":
+            # Parquet keeps only the categories in use: an empty table would come back with none.
+            frame["qc"] = frame["qc"].astype(QC_TYPE)
         setattr(tables, name, frame)
         tables.metadata[name] = meta
     return tables
@@ -542,7 +547,7 @@ def _build(
     frame = frame.sort_values(["eid", "id"], ignore_index=True)
     state = frame[["id", "mtime_ns"]]
     datasets = frame.drop(columns="mtime_ns").set_index(["eid", "id"])
-    meta = _table_metadata(root)
+    meta = table_metadata(root)
     tables = CacheTables(sessions, datasets, {"sessions": meta, "datasets": dict(meta)})
     n_known = int(known.sum())
     summary = UpdateSummary(

@@ -18,6 +18,7 @@ from one_flows.cache import (
     save_tables,
     session_id,
     session_key,
+    table_metadata,
 )
 from one_flows.targets.base import (
     DatasetType,
@@ -90,12 +91,9 @@ class LocalTarget:
         return load_tables(self.cache_dir)
 
     def _save(self, tables: CacheTables) -> None:
-        # ONE-api skips tables whose metadata lacks a creation date.
-        created = datetime.datetime.now().isoformat(sep=" ", timespec="minutes")
+        fresh = table_metadata(self.label)
         for name in ("sessions", "datasets"):
-            meta = tables.metadata.setdefault(name, {})
-            meta.setdefault("date_created", created)
-            meta.setdefault("origin", self.label)
+            tables.metadata[name] = fresh | tables.metadata.get(name, {})
         save_tables(tables, self.cache_dir)
 
     @staticmethod
@@ -231,7 +229,6 @@ class LocalTarget:
 def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, table: str) -> pd.DataFrame:
     """``frame`` with ``rows`` added, replacing the rows of the same index, in the dtypes of
     the cache ``table``."""
-    # An empty table read back from parquet has lost its qc categories: cast to the schema's.
     dtypes = getattr(CacheTables.empty(), table).dtypes.to_dict()
     rows = rows[list(dtypes)].astype(dtypes)
     rows.index.names = frame.index.names

@@ -16,6 +16,7 @@ import pytest
 from one_flows import cache
 from one_flows.cache import (
     QC_TYPE,
+    CacheTables,
     load_tables,
     make_parquet_db,
     save_tables,
@@ -268,3 +269,10 @@ def test_bad_input_is_reported(tmp_path):
         make_parquet_db(tmp_path / "missing")
     with pytest.raises(ValueError, match="not a QC outcome"):
         cache.QC.validate("GREAT")
+
+
+def test_empty_tables_keep_the_qc_categories_through_a_round_trip(tmp_path):
+    save_tables(CacheTables.empty(), tmp_path)
+    qc = load_tables(tmp_path).datasets["qc"]
+    assert list(qc.dtype.categories) == list(QC_TYPE.categories)
+    assert qc.dtype.ordered == QC_TYPE.ordered
