@@ -1,0 +1,89 @@
+"""Flag files: how acquisition rigs say "this session is copied, register it".
+
+A rig copies a session to the lab server and then drops an empty ``create_me.flag`` (register
+every file) or a flag listing the files to register, one path per line relative to the session
+folder (:mod:`one_flows.flags.contents`).  This package finds flags, lets exactly one run claim
+each, and records how the claim ended; the Prefect layer drives it.  Its only dependency is
+:mod:`one_flows.alf`.
+
+A flag's life, by file name in the session folder (the state is the name, nothing else)::
+
+    create_me.flag                              pending        find_flags() yields it
+      │ claim(flag, run_id): one atomic os.rename; of concurrent claimers exactly one wins
+      ▼
+    create_me.flag.<run_id>.claimed             claimed        reap_stale_claims() takes it
+      │                                                        back if <run_id> stops running
+      ├─ complete(claim)         → removed, or create_me.flag.done with keep_done_marker=True
+      ├─ release(claim)          → create_me.flag again (e.g. the run was cancelled)
+      └─ fail(claim, reason)     → create_me.flag.failed-1     (reason appended, list kept)
+                                     │ claimable again: a later scan retries it
+                                     ▼ claim
+                                   create_me.flag.failed-1.<run_id>.claimed
+                                     └─ fail → failed-2 → ... ; the max_attempts-th failure
+                                        gives create_me.flag.quarantined: reported, never retried
+
+Before claiming, :func:`is_quiet` tells whether the session's files stopped changing, so a
+half-copied session is not registered; :class:`FlagWatcher` is the polling core of
+``one-flows watch``.  Unusable flags raise (or, during scans, are reported as) :class:`FlagError`.
+"""
+
+from one_flows.flags.claims import (
+    Claim,
+    claim,
+    claim_of,
+    complete,
+    fail,
+    reap_stale_claims,
+    release,
+)
+from one_flows.flags.contents import (
+    RECORD_PREFIX,
+    FlagContents,
+    format_flag,
+    parse_flag_text,
+    read_flag,
+    write_flag,
+)
+from one_flows.flags.errors import (
+    ClaimLost,
+    FlagConflict,
+    FlagContentError,
+    FlagError,
+    FlagLocationError,
+    FlagUnreadable,
+)
+from one_flows.flags.names import CLAIMABLE, DEFAULT_NAMES, Flag, FlagState
+from one_flows.flags.readiness import SessionActivity, is_quiet, session_activity
+from one_flows.flags.scan import find_flags
+from one_flows.flags.watcher import FlagWatcher
+
+__all__ = [
+    "CLAIMABLE",
+    "DEFAULT_NAMES",
+    "RECORD_PREFIX",
+    "Claim",
+    "ClaimLost",
+    "Flag",
+    "FlagConflict",
+    "FlagContentError",
+    "FlagContents",
+    "FlagError",
+    "FlagLocationError",
+    "FlagState",
+    "FlagUnreadable",
+    "FlagWatcher",
+    "SessionActivity",
+    "claim",
+    "claim_of",
+    "complete",
+    "fail",
+    "find_flags",
+    "format_flag",
+    "is_quiet",
+    "parse_flag_text",
+    "read_flag",
+    "reap_stale_claims",
+    "release",
+    "session_activity",
+    "write_flag",
+]

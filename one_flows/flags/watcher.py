@@ -1,0 +1,141 @@
+"""Watching a data root for new flags, at a bounded cost per poll, announcing each session once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from one_flows.flags.errors import FlagError
+from one_flows.flags.names import CLAIMABLE, DEFAULT_NAMES, Flag, name_pattern
+from one_flows.flags.scan import ErrorHandler, check_root, flag_in, log_flag_error
+
+# A folder modified this recently may change again within the same mtime tick on coarse file
+# systems, so its listing is not trusted until it is older than this (git's "racy clean").
+_RACY_SECONDS = 2.0
+
+_Identity = tuple[int, int, int]  # inode, mtime_ns, size: a rewritten flag gets a new one
+
+
+@dataclass
+class _Folder:
+    mtime_ns: int
+    trusted: bool
+    subfolders: list[str] = field(default_factory=list)
+    flags: dict[str, Flag] = field(default_factory=dict)
+
+
+def _identity(path: Path) -> _Identity | None:
+    try:
+        stat = path.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+class FlagWatcher:
+    """Polls a data root for claimable flags and tells which sessions to announce.
+
+    Each poll stats every folder once and lists only the folders whose modification time
+    changed since the last poll (plus the flags already known, which are stat-ed to catch
+    rewrites in place), so a poll of a quiet tree never reads the file lists of its sessions.
+    Hidden folders and symbolic links to folders are skipped, as in
+    :func:`~one_flows.flags.scan.find_flags`.
+
+    A new flag (new name, or a rewrite of a known one) opens a debounce window of ``debounce``
+    seconds for its session; further new flags of that session within the window join it, and
+    when it closes the session is announced once.  Flags present at the first poll count as new.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        interval: float = 10.0,
+        debounce: float = 30.0,
+        names: Collection[str] = DEFAULT_NAMES,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: ErrorHandler | None = log_flag_error,
+    ) -> None:
+        if interval <= 0 or debounce < 0:
+            raise ValueError(f"need interval > 0 and debounce >= 0, got {interval}, {debounce}")
+        self.root = check_root(root)
+        self.interval = interval
+        self.debounce = debounce
+        self.names = tuple(names)
+        name_pattern(self.names)  # validates the names
+        self._clock = clock
+        self._on_error = on_error
+        self._folders: dict[str, _Folder] = {}
+        self._seen: dict[Path, _Identity] = {}
+        self._reported: dict[str, _Identity | None] = {}
+        self._windows: dict[Path, float] = {}
+
+    def _list(self, folder: str, mtime_ns: int) -> _Folder:
+        listing = _Folder(mtime_ns, time.time() - mtime_ns / 1e9 > _RACY_SECONDS)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                if name.startswith(self.names):
+                    found = flag_in(folder, entry, self.names, CLAIMABLE)
+                    if isinstance(found, Flag):
+                        listing.flags[name] = found
+                        continue
+                    if found is not None:
+                        self._report(found)
+                if entry.is_dir(follow_symlinks=False):
+                    listing.subfolders.append(entry.path)
+        return listing
+
+    def _report(self, error: FlagError) -> None:
+        identity = _identity(Path(error.flag))
+        if self._reported.get(error.flag, ()) != identity and self._on_error is not None:
+            self._on_error(error)
+        self._reported[error.flag] = identity
+
+    def _scan(self) -> dict[Path, tuple[_Identity, Path]]:
+        """Refresh the folder listings; return each claimable flag's identity and session."""
+        folders: dict[str, _Folder] = {}
+        present: dict[Path, tuple[_Identity, Path]] = {}
+        stack = [self.root]
+        while stack:
+            path = stack.pop()
+            try:
+                mtime_ns = os.stat(path).st_mtime_ns
+                cached = self._folders.get(path)
+                if cached is None or not cached.trusted or cached.mtime_ns != mtime_ns:
+                    cached = self._list(path, mtime_ns)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            folders[path] = cached
+            stack.extend(cached.subfolders)
+            for flag in cached.flags.values():
+                identity = _identity(flag.path)
+                if identity is not None:
+                    present[flag.path] = identity, flag.session_path
+        self._folders = folders
+        return present
+
+    def poll(self) -> list[Path]:
+        """Scan once; return the sessions whose debounce window closed, each once, sorted."""
+        now = self._clock()
+        present = self._scan()
+        for path, (identity, session) in present.items():
+            if self._seen.get(path) != identity:
+                self._windows.setdefault(session, now)
+        self._seen = {path: identity for path, (identity, _) in present.items()}
+        due = sorted(s for s, opened in self._windows.items() if now - opened >= self.debounce)
+        for session in due:
+            del self._windows[session]
+        return due
+
+    def watch(self, stop: threading.Event | None = None) -> Iterator[Path]:
+        """Poll every ``interval`` seconds, yielding the sessions to announce, until ``stop``."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            yield from self.poll()
+            stop.wait(self.interval)
