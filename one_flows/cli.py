@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(
     name="one-flows",
@@ -53,3 +56,303 @@ def describe(
         describe_part(part)
     except ALFError as exc:
         raise typer.BadParameter(str(exc), param_hint="PART") from None
+
+
+def _api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def _start_api() -> None:
+    """Connect to the Prefect API, starting the embedded one when no server is configured."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise RuntimeError(f"the Prefect API at {_api_url()} does not answer: {failure}")
+
+
+def _sessions_done(found: list, flag: str) -> int:
+    """How many of the flags found before the run are no longer waiting or claimed."""
+    from one_flows.flags import FlagState, find_flags
+
+    claimed = {FlagState.CLAIMED}
+    return sum(
+        1
+        for f in found
+        if not f.path.exists()
+        and not any(find_flags(f.session_path, (flag,), claimed, on_error=None))
+    )
+
+
+def _summary_table(summary: Any) -> Table:
+    table = Table(title=f"{summary.root} → {summary.target}", title_justify="left")
+    table.add_column("Session")
+    table.add_column("Status")
+    for status in ("created", "unchanged", "skipped", "failed", "would register"):
+        if status in summary.file_counts:
+            table.add_column(status, justify="right")
+    shown = [c.header for c in table.columns[2:]]
+    table.add_column("Why", overflow="fold")
+    style = {"registered": "green", "failed": "red", "quarantined": "red", "taken": "yellow"}
+    for s in summary.sessions:
+        counts = s.counts
+        table.add_row(
+            s.session_path,
+            f"[{style.get(s.status, 'cyan')}]{s.status}[/]",
+            *(str(counts.get(status, 0)) for status in shown),
+            s.reason or "",
+        )
+    return table
+
+
+@app.command()
+def register(
+    root: Annotated[
+        Path, typer.Argument(help="The data folder to register flagged sessions from.")
+    ],
+    alyx: Annotated[
+        str | None,
+        typer.Option(help="An Alyx URL, or the name of an AlyxCredentials block."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Register into ONE cache tables in this folder.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be registered; change nothing.")
+    ] = False,
+    flag: Annotated[str, typer.Option(help="The flag file that marks a session.")] = (
+        "create_me.flag"
+    ),
+    quiet_seconds: Annotated[
+        float, typer.Option(min=0, help="Take only sessions whose files are unchanged this long.")
+    ] = 0.0,
+    max_parallel_sessions: Annotated[int, typer.Option(min=1, help="Sessions at once.")] = 4,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the logs of the flow and task runs.")
+    ] = False,
+) -> None:
+    """Register the flagged sessions under ROOT, with the register-new-sessions flow.
+
+    Into Alyx with --alyx (or ALYX_URL), else into ONE cache tables (in ROOT, or --cache-dir).
+    The flow runs on the Prefect server in PREFECT_API_URL, or on Prefect's embedded API.
+    """
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from one_flows.flags import find_flags
+
+    if not root.is_dir():
+        raise typer.BadParameter(f"{root} is not a folder", param_hint="ROOT")
+    if alyx and cache_dir:
+        raise typer.BadParameter("give --alyx or --cache-dir, not both")
+    api = _api_url()
+    if not api:
+        # The embedded server is stopped abruptly at exit, which its services log as errors.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    console.print(
+        f"Connecting to the Prefect API at {api}"
+        if api
+        else "Starting Prefect's embedded API (about 10 s; set PREFECT_API_URL to use a server)"
+    )
+    with console.status("Waiting for the Prefect API…"):
+        _start_api()
+        from flows.register import register_new_sessions
+    if not verbose:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    found = list(find_flags(root, (flag,)))
+    results: list = []
+
+    def run() -> None:
+        results.append(
+            register_new_sessions(
+                root,
+                alyx=alyx,
+                cache_dir=cache_dir,
+                flag=flag,
+                dry_run=dry_run,
+                quiet_seconds=quiet_seconds,
+                max_parallel_sessions=max_parallel_sessions,
+                return_state=True,
+            )
+        )
+
+    worker = threading.Thread(target=run, name="register-new-sessions")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("Registering sessions", total=len(found))
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+            if not dry_run:
+                progress.update(bar, completed=_sessions_done(found, flag))
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()  # the embedded API stops with this process
+    state = results[0]
+    if not state.is_completed():
+        console.print(f"[red]The registration flow ended {state.name}: {state.message}[/]")
+        raise typer.Exit(1)
+    summary = state.result()
+    console.print(_summary_table(summary))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
+    console.print(f"{len(summary.sessions)} sessions; files: {counts or 'none'}")
+    if summary.by_status("failed") or summary.by_status("quarantined"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    root: Annotated[Path, typer.Argument(help="The data folder to watch for flag files.")],
+    flag: Annotated[str, typer.Option(help="The flag file that marks a session.")] = (
+        "create_me.flag"
+    ),
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between scans.")] = 10.0,
+    debounce: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds a session's flags must settle before it is announced."),
+    ] = 30.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Announce the flags there are now, then exit.")
+    ] = False,
+) -> None:
+    """Announce each newly flagged session under ROOT as a one.session.flagged event.
+
+    The on-flag deployment of prefect.yaml turns each event into a registration; needs a
+    Prefect server (PREFECT_API_URL).
+    """
+    from one_flows.events import emit_session_flagged
+    from one_flows.flags import FlagWatcher
+
+    if not _api_url():
+        raise typer.BadParameter("watch sends events to a Prefect server: set PREFECT_API_URL")
+    watcher = FlagWatcher(root, interval=interval, debounce=0 if once else debounce, names=(flag,))
+    sessions = watcher.poll() if once else watcher.watch()
+    try:
+        for session in sessions:
+            emit_session_flagged(session, flag)
+            console.print(f"flagged: {session}")
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all()
+
+
+@app.command()
+def cache(
+    root: Annotated[Path, typer.Argument(help="The data folder to index.")],
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where the tables are (default: ROOT).")
+    ] = None,
+    hash_files: Annotated[
+        bool | None, typer.Option(help="Store each file's md5 (default: as the tables do).")
+    ] = None,
+) -> None:
+    """Build or update the ONE cache tables (sessions.pqt, datasets.pqt) of ROOT."""
+    from one_flows.cache import update_tables
+
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = update_tables(root, cache_dir, hash_files=hash_files)
+    except NotADirectoryError as exc:
+        raise typer.BadParameter(str(exc), param_hint="ROOT") from None
+    console.print(
+        f"{cache_dir or root}: sessions +{summary.sessions_added} -{summary.sessions_removed}; "
+        f"datasets +{summary.datasets_added} -{summary.datasets_removed} "
+        f"~{summary.datasets_changed} (={summary.datasets_unchanged}); "
+        f"{summary.files_hashed} files hashed"
+    )
+
+
+def _one(cache_dir: Path) -> Any:
+    from one_flows.one import One
+
+    if not (cache_dir / "sessions.pqt").exists():
+        raise typer.BadParameter(
+            f"no cache tables in {cache_dir}: run `one-flows cache` or `one-flows register` first",
+            param_hint="CACHE_DIR",
+        )
+    return One(cache_dir)
+
+
+def _sessions_table(records: list[dict]) -> Table:
+    table = Table()
+    for column in ("id", "lab", "subject", "date", "number"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            str(r["id"]), r.get("lab") or "", r["subject"], str(r["date"]), str(r["number"])
+        )
+    return table
+
+
+@app.command()
+def search(
+    cache_dir: Annotated[Path, typer.Argument(help="A folder of ONE cache tables.")],
+    subject: Annotated[str | None, typer.Option(help="Subject (regular expression).")] = None,
+    lab: Annotated[str | None, typer.Option(help="Lab (regular expression).")] = None,
+    date: Annotated[
+        list[str] | None, typer.Option(help="A date, or twice for a range (YYYY-MM-DD).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="A dataset file name the session must have.")
+    ] = None,
+) -> None:
+    """Search the sessions of ONE cache tables."""
+    dates = date[0] if date and len(date) == 1 else date
+    terms = {"subject": subject, "laboratory": lab, "date_range": dates, "datasets": dataset}
+    _, records = _one(cache_dir).search(details=True, **{k: v for k, v in terms.items() if v})
+    console.print(_sessions_table(records))
+    console.print(f"{len(records)} sessions")
+
+
+@app.command(name="list")
+def list_(
+    cache_dir: Annotated[Path, typer.Argument(help="A folder of ONE cache tables.")],
+    session: Annotated[
+        str | None, typer.Argument(help="A session id or folder: list its datasets.")
+    ] = None,
+) -> None:
+    """List the sessions of ONE cache tables, or the datasets of one session."""
+    one = _one(cache_dir)
+    if session is None:
+        _, records = one.search(details=True)
+        console.print(_sessions_table(records))
+        return
+    try:
+        datasets = one.list_datasets(session)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SESSION") from None
+    for name in datasets:
+        console.print(name)
+    console.print(f"{len(datasets)} datasets")
+
+
+@app.command()
+def serve(
+    root: Annotated[
+        Path | None, typer.Option(help="The data folder (default: prefect.yaml's).")
+    ] = None,
+    alyx: Annotated[
+        str | None, typer.Option(help="An AlyxCredentials block name, or an Alyx URL.")
+    ] = None,
+    prefect_file: Annotated[
+        Path | None, typer.Option(help="The deployments to serve (default: one-flows').")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Flow runs at once, at most.")] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process, until interrupted."""
+    from flows.serve import DEFAULT_PREFECT_FILE
+    from flows.serve import serve as serve_deployments
+
+    parameters = {k: v for k, v in {"root": str(root) if root else None, "alyx": alyx}.items() if v}
+    console.print(f"Serving the deployments of {prefect_file or DEFAULT_PREFECT_FILE}")
+    serve_deployments(prefect_file or DEFAULT_PREFECT_FILE, parameters, limit=limit)

@@ -13,9 +13,6 @@ from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
-
-from one_flows.testing.prefect_server import PrefectServer
 
 
 @task
@@ -28,12 +25,10 @@ def _doubling(x: int) -> int:
     return _double(x)
 
 
-def test_ephemeral_api_runs_a_flow(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    with prefect_test_harness(server_startup_timeout=120):
-        state = _doubling(21, return_state=True)
-        assert state.is_completed()
-        assert state.result() == 42
+def test_ephemeral_api_runs_a_flow(prefect_api):
+    state = _doubling(21, return_state=True)
+    assert state.is_completed()
+    assert state.result() == 42
 
 
 async def _scheduled_runs(deployment_name: str, wait_seconds: float) -> list:
@@ -54,8 +49,9 @@ async def _scheduled_runs(deployment_name: str, wait_seconds: float) -> list:
         return []
 
 
-def test_server_scheduler_creates_runs_for_a_cron_schedule(tmp_path):
-    with PrefectServer(tmp_path) as server, temporary_settings({PREFECT_API_URL: server.api_url}):
+def test_server_scheduler_creates_runs_for_a_cron_schedule(prefect_server):
+    server = prefect_server
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
         runs = asyncio.run(_scheduled_runs("stack-guard", wait_seconds=60))
         assert runs, f"the scheduler created no runs in 60 s; server log:\n{server.log_tail()}"
         assert {run.state_name for run in runs} == {"Scheduled"}

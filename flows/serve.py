@@ -1,0 +1,83 @@
+"""Serve the deployments of ``prefect.yaml`` from one process, without a work pool.
+
+For a single lab server: `serve` reads the deployments (schedules, triggers, parameters,
+concurrency limits) from ``prefect.yaml``, so the file stays the one definition of them, and runs
+them with ``prefect.serve``. The root folder and the Alyx block can be set for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow
+from prefect import serve as prefect_serve
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+
+__all__ = ["DEFAULT_PREFECT_FILE", "load_deployments", "serve"]
+
+DEFAULT_PREFECT_FILE = Path(__file__).resolve().parents[1] / "prefect.yaml"
+"""The ``prefect.yaml`` beside the ``flows`` package, in a checkout of one-flows."""
+
+
+def _flow(entrypoint: str) -> Flow:
+    """The flow of an entrypoint ``flows/<module>.py:<function>`` of this package."""
+    path, _, name = entrypoint.rpartition(":")
+    module = Path(path)
+    if module.parent.name != "flows" or module.suffix != ".py":
+        raise ValueError(f"entrypoint {entrypoint!r} is not a flow of the flows package")
+    return getattr(importlib.import_module(f"flows.{module.stem}"), name)
+
+
+def _schedule(spec: dict[str, Any]) -> IntervalSchedule | CronSchedule:
+    if "interval" in spec:
+        return IntervalSchedule(interval=timedelta(seconds=float(spec["interval"])))
+    if "cron" in spec:
+        return CronSchedule(cron=spec["cron"], timezone=spec.get("timezone"))
+    raise ValueError(f"unsupported schedule {spec!r}: give an interval or a cron")
+
+
+def load_deployments(
+    prefect_file: str | os.PathLike[str] = DEFAULT_PREFECT_FILE,
+    parameters: dict[str, Any] | None = None,
+) -> list[RunnerDeployment]:
+    """The deployments of ``prefect_file``, ready to serve.
+
+    ``parameters`` (e.g. ``root``, ``alyx``) replace the file's values in every deployment
+    whose flow takes them.
+    """
+    config = yaml.safe_load(Path(prefect_file).read_text())
+    deployments = []
+    for spec in config.get("deployments") or []:
+        flow = _flow(spec["entrypoint"])
+        accepted = flow.parameters.properties
+        values = {**(spec.get("parameters") or {})}
+        values.update({k: v for k, v in (parameters or {}).items() if k in accepted})
+        deployments.append(
+            flow.to_deployment(
+                name=spec["name"],
+                description=spec.get("description"),
+                parameters=values,
+                schedules=[_schedule(s) for s in spec.get("schedules") or []],
+                triggers=[DeploymentEventTrigger(**t) for t in spec.get("triggers") or []],
+                concurrency_limit=spec.get("concurrency_limit"),
+                tags=spec.get("tags"),
+            )
+        )
+    return deployments
+
+
+def serve(
+    prefect_file: str | os.PathLike[str] = DEFAULT_PREFECT_FILE,
+    parameters: dict[str, Any] | None = None,
+    limit: int | None = None,
+) -> None:
+    """Serve the deployments of ``prefect_file`` until interrupted; ``limit`` caps the flow
+    runs at once."""
+    prefect_serve(*load_deployments(prefect_file, parameters), limit=limit)

@@ -1,0 +1,168 @@
+"""The register-new-sessions flow against a real Prefect API and the Alyx-compatible server."""
+
+import asyncio
+import threading
+import uuid
+from pathlib import Path
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed, Running
+
+from flows.register import RegistrationOptions, register_new_sessions
+from one_flows.flags import FlagState, claim, find_flags
+from one_flows.tasks import SERVER_ERROR_RETRIES, RetrySettings
+
+
+@flow(name="crashing")
+def _crashing() -> None:
+    """Stands for a flow run that held claims and crashed."""
+
+
+FAST = RegistrationOptions(retry=RetrySettings(retries=3, delay_seconds=0, jitter_factor=0))
+SESSIONS = 6
+
+
+def _flags(root: Path, *states: FlagState) -> list:
+    return list(find_flags(root, states=states or set(FlagState), on_error=None))
+
+
+def _register(root: Path, alyx, **kwargs):
+    kwargs.setdefault("options", FAST)
+    return register_new_sessions(root, alyx=alyx.url, quiet_seconds=0, **kwargs)
+
+
+def test_new_flags_are_registered_once(prefect_api, alyx, sample_root):
+    first = _register(sample_root, alyx)
+    assert [s.status for s in first.sessions] == ["registered"] * SESSIONS
+    assert _flags(sample_root) == []
+    assert alyx.request_count("POST", "/sessions") == SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS
+    assert first.file_counts["created"] > 0 and "failed" not in first.file_counts
+    registered = {s.eid for s in first.sessions}
+    assert len(registered) == SESSIONS and None not in registered
+
+    second = _register(sample_root, alyx)
+    assert second.sessions == []
+    assert alyx.request_count("POST", "/sessions") == SESSIONS
+
+    # A new flag on a registered session: the record is found, the files are unchanged.
+    session = Path(first.sessions[0].session_path)
+    (session / "create_me.flag").touch()
+    third = _register(sample_root, alyx)
+    assert [(s.session_path, s.eid) for s in third.sessions] == [
+        (str(session), first.sessions[0].eid)
+    ]
+    assert set(third.file_counts) <= {"unchanged", "skipped"}
+    assert alyx.request_count("POST", "/sessions") == SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS
+
+
+def test_transient_faults_are_retried_until_they_pass(prefect_api, alyx, sample_root):
+    alyx.faults.add(method="POST", path="/register-file", kind="status", status=503, times=2)
+    alyx.faults.add(
+        method="GET", path="/sessions", kind="status", status=429, retry_after=1, times=1
+    )
+    alyx.faults.add(method="GET", path="/datasets", kind="drop", times=1)
+    alyx.faults.add(method="POST", path="/sessions", kind="status", status=502, html=True, times=1)
+    summary = _register(sample_root, alyx)
+    assert [s.status for s in summary.sessions] == ["registered"] * SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS + 2
+    # The 502 may have created the session before the proxy answered: it is looked up again.
+    assert alyx.request_count("POST", "/sessions") == SESSIONS + 1
+    assert _flags(sample_root) == []
+
+
+def test_a_refused_request_is_not_retried(prefect_api, alyx, sample_root):
+    alyx.faults.add(method="POST", path="/sessions", kind="status", status=400, times=1)
+    summary = _register(sample_root, alyx, max_parallel_sessions=1)
+    failed = summary.by_status("failed")
+    assert len(failed) == 1 and len(summary.by_status("registered")) == SESSIONS - 1
+    assert alyx.request_count("POST", "/sessions") == SESSIONS
+    assert failed[0].session_path in failed[0].reason and "400" in failed[0].reason
+    assert [f.state for f in _flags(sample_root)] == [FlagState.FAILED]
+
+
+def test_a_server_error_is_retried_a_couple_of_times(prefect_api, alyx, sample_root):
+    alyx.faults.add(method="POST", path="/sessions", kind="status", status=500)
+    summary = _register(sample_root, alyx, max_parallel_sessions=1)
+    assert [s.status for s in summary.sessions] == ["failed"] * SESSIONS
+    assert alyx.request_count("POST", "/sessions") == SESSIONS * (1 + SERVER_ERROR_RETRIES)
+    reason = summary.sessions[0].reason
+    assert reason.startswith(summary.sessions[0].session_path) and "500" in reason
+
+
+def test_a_batch_the_server_fails_is_reported_and_not_sent_again(prefect_api, alyx, sample_root):
+    alyx.faults.add(method="POST", path="/register-file", kind="status", status=500)
+    summary = _register(sample_root, alyx, max_parallel_sessions=1)
+    assert [s.status for s in summary.sessions] == ["failed"] * SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS
+    files = summary.sessions[0].files
+    assert {f.status for f in files if f.dataset_type} == {"failed"}
+    assert all("500" in f.reason for f in files if f.status == "failed")
+
+
+def test_a_crashed_claim_is_taken_back_and_registered(prefect_api, alyx, sample_root):
+    crashed = asyncio.run(_flow_run(Crashed()))
+    flags = sorted(_flags(sample_root), key=lambda f: f.session_path)
+    claim(flags[0], str(crashed))
+    claim(flags[1], str(uuid.uuid4()))  # a run the API never heard of
+    assert len(_flags(sample_root, FlagState.CLAIMED)) == 2
+    summary = _register(sample_root, alyx)
+    assert [s.status for s in summary.sessions] == ["registered"] * SESSIONS
+    assert _flags(sample_root) == []
+
+
+def test_a_claim_of_a_running_flow_run_is_left_alone(prefect_api, alyx, sample_root):
+    running = asyncio.run(_flow_run(Running()))
+    held = sorted(_flags(sample_root), key=lambda f: f.session_path)[0]
+    claim(held, str(running))
+    summary = _register(sample_root, alyx)
+    assert len(summary.by_status("registered")) == SESSIONS - 1
+    assert [f.session_path for f in _flags(sample_root)] == [held.session_path]
+
+
+async def _flow_run(state):
+    async with get_client() as client:
+        run = await client.create_flow_run(flow=_crashing, state=state)
+        return run.id
+
+
+def test_a_dry_run_claims_and_sends_nothing(prefect_api, alyx, sample_root):
+    summary = _register(sample_root, alyx, dry_run=True)
+    assert summary.dry_run and [s.status for s in summary.sessions] == ["dry run"] * SESSIONS
+    assert {f.status for s in summary.sessions for f in s.files} >= {"would register"}
+    assert alyx.request_count("POST", "/sessions") + alyx.request_count("POST", "/register") == 0
+    assert len(_flags(sample_root, FlagState.PENDING)) == SESSIONS
+
+
+def test_a_failing_session_does_not_stop_the_others(
+    prefect_api, alyx_server, monkeypatch, sample_root
+):
+    monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
+    monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
+    alyx_server.add_subject("KS022", lab="cortexlab")  # KS023 and SWC_043 are unknown
+    summary = _register(sample_root, alyx_server, options=RegistrationOptions(max_attempts=1))
+    by_subject = {Path(s.session_path).parts[-3]: s.status for s in summary.sessions}
+    assert by_subject == {"KS022": "registered", "KS023": "quarantined", "SWC_043": "quarantined"}
+    quarantined = summary.by_status("quarantined")[0]
+    assert "KS023" in quarantined.reason or "SWC_043" in quarantined.reason
+    assert {f.state for f in _flags(sample_root)} == {FlagState.QUARANTINED}
+    assert len(_flags(sample_root)) == 4
+
+
+def test_concurrent_runs_register_each_session_once(prefect_api, alyx, sample_root):
+    summaries = []
+    runs = [
+        threading.Thread(target=lambda: summaries.append(_register(sample_root, alyx)))
+        for _ in range(2)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    registered = [s.session_path for summary in summaries for s in summary.by_status("registered")]
+    assert sorted(registered) == sorted(set(registered)) and len(registered) == SESSIONS
+    assert alyx.request_count("POST", "/sessions") == SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS
+    assert _flags(sample_root) == []
