@@ -1,0 +1,127 @@
+"""The Prefect flow against calling the library directly, for the same registration work.
+
+The work: register every flagged session of a tree (as registration.py makes it, plus a
+``create_me.flag`` per session) into a fresh Alyx test server, with a cold digest cache. The flow
+``register-new-sessions`` runs against a running ``PrefectServer`` (started once, not timed);
+the library side does what the flow does without Prefect: find the flags, claim them, register
+the sessions (``RegistrationClient.register_sessions``, 4 at a time like the flow) and complete
+the claims. Target: flow ≤ 1.2 × library. Separately, the boot of Prefect's ephemeral server
+(no server configured): a trivial flow run without a server against one with a running server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.core import (
+    BenchmarkError,
+    Context,
+    Figure,
+    Measurement,
+    Target,
+    measure_call,
+    timed,
+)
+from benchmarks.registration import make_tree
+from one_flows.testing import AlyxTestServer
+from one_flows.testing.prefect_server import PrefectServer
+
+NAME = "prefect_flow"
+SIZES = {"sessions": (20, 2), "files_per_session": (40, 10), "large_mib": (32, 1)}
+FLAG = "create_me.flag"
+PARALLEL_SESSIONS = 4
+
+
+def library(root: str, url: str) -> dict:
+    """Find, claim, register and complete the flagged sessions with the library alone."""
+    from one_flows import flags
+    from one_flows.alyx import AlyxClient
+    from one_flows.registration import RegistrationClient
+
+    def register() -> list:
+        claims = [flags.claim(f, "benchmark-library") for f in flags.find_flags(root)]
+        with AlyxClient(url) as alyx:
+            client = RegistrationClient(alyx, max_workers=PARALLEL_SESSIONS)
+            try:
+                reports = client.register_sessions([c.flag.session_path for c in claims])
+            finally:
+                client.close()
+        for claim, report in zip(claims, reports, strict=True):
+            if report.ok:
+                flags.complete(claim)
+        return reports
+
+    seconds, reports = timed(register)
+    return {"seconds": seconds, "registered": sum(r.ok for r in reports)}
+
+
+def flow(root: str, url: str) -> dict:
+    """Run the register-new-sessions flow against the configured Prefect server."""
+    from flows.register import register_new_sessions
+
+    seconds, summary = timed(
+        lambda: register_new_sessions(
+            root=Path(root), alyx=url, quiet_seconds=0, max_parallel_sessions=PARALLEL_SESSIONS
+        )
+    )
+    return {"seconds": seconds, "registered": len(summary.by_status("registered"))}
+
+
+def trivial_flow() -> dict:
+    """Run a flow that does nothing: Prefect's own cost of a flow run."""
+    from prefect import flow as prefect_flow
+
+    @prefect_flow(name="benchmark-trivial")
+    def nothing() -> int:
+        return 0
+
+    return {"seconds": timed(nothing)[0]}
+
+
+def _register(ctx: Context, label: str, side: str, sessions: list[Path], env: dict) -> Measurement:
+    for session in sessions:
+        (session / FLAG).touch()
+    root = sessions[0].parents[3]
+    with AlyxTestServer() as alyx:
+        alyx.start()
+        # Each side hashes from a cold digest cache of its own.
+        env = {
+            **env,
+            "ALYX_LOGIN": alyx.username,
+            "ALYX_PASSWORD": alyx.password,
+            "ONE_FLOWS_CACHE_DIR": str(ctx.folder(f"prefect-digests-{side}")),
+        }
+        m = measure_call(ctx, label, f"{__name__}:{side}", env=env, root=str(root), url=alyx.url)
+    if m.details["registered"] != len(sessions):
+        raise BenchmarkError(f"{label} registered {m.details['registered']} of {len(sessions)}")
+    return m
+
+
+def run(ctx: Context) -> list[Figure]:
+    """Measure the flow and the library on the same tree, then the ephemeral boot."""
+    sizes = ctx.sizes(NAME, SIZES)
+    n, files = sizes["sessions"], sizes["files_per_session"]
+    sessions = make_tree(ctx, n, files, sizes["large_mib"], folder="prefect-tree")
+    with PrefectServer(ctx.folder("prefect-server")) as server:
+        env = server.environment
+        lib = _register(ctx, "library (flags + RegistrationClient)", "library", sessions, {})
+        run_flow = _register(ctx, "register-new-sessions flow", "flow", sessions, env)
+        served = measure_call(
+            ctx, "trivial flow, running server", f"{__name__}:trivial_flow", env=env
+        )
+    ephemeral = measure_call(
+        ctx,
+        "trivial flow, ephemeral server",
+        f"{__name__}:trivial_flow",
+        env={"PREFECT_HOME": str(ctx.folder("prefect-ephemeral-home"))},
+    )
+    return [
+        Figure(
+            NAME,
+            f"register {n} flagged sessions × {files} files",
+            run_flow,
+            lib,
+            Target("≤ 1.2 × the library", 1.2),
+        ),
+        Figure(NAME, "ephemeral server boot: trivial flow, vs a running server", ephemeral, served),
+    ]
