@@ -3,7 +3,9 @@
 Both sides index the same tree of tiny ALF files, without hashing (ONE-api's default):
 ``one_flows.cache.make_parquet_db`` against ONE-api's ``one.alf.cache.make_parquet_db`` for a
 full build (target: ≤ 0.1 × its time, < 600 MiB RSS), then ``update_tables`` after new sessions
-are added, against our own full build (target: ≤ 0.02 ×). Both builds must find the same
+are added, against our own full build (target: ≤ 0.02 ×), in the two modes users get: the
+default (changed sessions found by their folders' mtimes) and ``sessions=`` (the sessions a flow
+registered). Both builds must find the same
 sessions and datasets. The tables stay in the run's scratch folder for the queries benchmark.
 """
 
@@ -41,11 +43,11 @@ def one_api_build(root: str, out: str) -> dict:
 
 
 def ours_update(root: str, out: str, sessions: list[str] | None = None) -> dict:
-    """one_flows.cache.update_tables of the tables in ``out`` from ``root`` (default mode, or
-    only the given sessions as a registration flow would pass them)."""
+    """one_flows.cache.update_tables of the tables in ``out`` from ``root``: by folder mtimes
+    (``rescan="changed"``), or only the given sessions as a registration flow passes them."""
     from one_flows.cache import update_tables
 
-    summary = update_tables(root, out, sessions=sessions)
+    summary = update_tables(root, out, sessions=sessions, rescan="changed")
     return {"sessions_added": summary.sessions_added, "datasets_added": summary.datasets_added}
 
 

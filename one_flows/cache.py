@@ -20,7 +20,9 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
   relative path, in a fixed namespace. ONE draws a new random namespace on each build, and gives
   equal dataset ids to equal relative paths of different sessions.
 - Hashing is optional, parallel and can reuse a persistent ``DigestCache``.
-- ``update_tables`` rescans a folder and rehashes only files whose size or mtime changed.
+- ``update_tables`` rescans only the sessions given, or those whose folders changed (state
+  files beside the tables record each file's and folder's mtime), and rehashes only files whose
+  size or mtime changed.
 - Writes are atomic per file: a reader sees the old table or the new one, never a partial one.
 - Files under an invalid collection folder (e.g. one with a space) are skipped; ONE records them
   with the collection dropped. A session folder nested in another session is scanned as part of
@@ -30,27 +32,34 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import json
 import os
 import tempfile
+import time
 import uuid
 import warnings
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from one_flows.alf import ALFError, is_valid, rel_path_parts, session_path_parts
+from one_flows.flags import is_flag_file
 from one_flows.hashing import DigestCache, hash_files
 
 __all__ = [
     "DATASETS_COLUMNS",
+    "DIRS_FILE",
     "ID_NAMESPACE",
     "QC",
     "QC_LEVELS",
@@ -109,7 +118,10 @@ ID_NAMESPACE = uuid.UUID("5b1e2d2a-8f0c-5c6e-9a43-0ae1f10f1a05")
 """The fixed uuid5 namespace of session and dataset ids."""
 
 STATE_FILE = "_scan_state.parquet"
-"""Sidecar of the datasets table: each dataset's mtime, so updates know what changed."""
+"""Sidecar of the datasets table: each dataset's file mtime_ns at the last scan, by id."""
+
+DIRS_FILE = "_scan_dirs.parquet"
+"""Sidecar of the datasets table: the mtime_ns of each folder of each session at the last scan."""
 
 _SESSIONS_FILE = "sessions.pqt"
 _DATASETS_FILE = "datasets.pqt"
@@ -120,14 +132,27 @@ def session_key(lab: str, subject: str, date: datetime.date | str, number: int |
     return "/".join(filter(None, [lab, subject, str(date), f"{int(number):03d}"]))
 
 
+_NAMESPACE_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes)
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(ID_NAMESPACE, name))``, without the cost of building a UUID object."""
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(name.encode())
+    h = sha1.hexdigest()
+    # The first 16 bytes of the SHA-1, with the version nibble set to 5 and the variant bits to 10
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
 def session_id(key: str) -> str:
     """Return the stable session id (uuid5 string) of a session key."""
-    return str(uuid.uuid5(ID_NAMESPACE, key))
+    return _uuid5(key)
 
 
 def dataset_id(key: str, rel_path: str) -> str:
     """Return the stable dataset id (uuid5 string) of a dataset of the session ``key``."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{key}/{rel_path}"))
+    return _uuid5(f"{key}/{rel_path}")
 
 
 @dataclass
@@ -199,15 +224,23 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike, metadata:
     The file is written under a temporary name in the same folder, flushed to disk and renamed
     over ``path``, so readers see either the previous file or the complete new one.
     """
+    return _write_atomic(pa.Table.from_pandas(frame, preserve_index=True), path, metadata)
+
+
+def _write_atomic(table: pa.Table, path: str | os.PathLike, metadata: dict | None) -> Path:
+    """Write ``table`` as ``write_parquet_atomic`` does; no ``one_metadata`` if None."""
     path = Path(path)
-    table = pa.Table.from_pandas(frame, preserve_index=True)
-    schema_meta = dict(table.schema.metadata or {})
-    schema_meta[b"one_metadata"] = json.dumps(metadata).encode()
-    table = table.replace_schema_metadata(schema_meta)
+    if metadata is not None:
+        schema_meta = dict(table.schema.metadata or {})
+        schema_meta[b"one_metadata"] = json.dumps(metadata).encode()
+        table = table.replace_schema_metadata(schema_meta)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
+            # Unique strings (ids, md5s) gain nothing from dictionary encoding but its cost.
+            unique = ("id", "hash")
+            dictionary = [c for c in table.column_names if c not in unique]
+            pq.write_table(table, f, use_dictionary=dictionary)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -253,26 +286,36 @@ def save_tables(tables: CacheTables, out_dir: str | os.PathLike) -> tuple[Path, 
     return fn_ses, fn_dsets
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, dict]:
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], dict]:
+    """A table with its ids as str columns, the names of those columns, and its one_metadata."""
     table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(b"one_metadata")
+    schema_meta = dict(table.schema.metadata or {})
+    raw = schema_meta.get(b"one_metadata")
     meta = json.loads(raw) if raw else {}
+    if b"pandas" in schema_meta:
+        # The index stays columns: a MultiIndex of 500,000 ids takes longer than reading them.
+        pandas_meta = json.loads(schema_meta[b"pandas"])
+        pandas_meta["index_columns"] = []
+        schema_meta[b"pandas"] = json.dumps(pandas_meta).encode()
+        table = table.replace_schema_metadata(schema_meta)
     frame = table.to_pandas()
-    if isinstance(frame.index, pd.RangeIndex):
-        index = sorted(c for c in frame.columns if c in ("id", "eid"))
-        if not index:
-            raise ValueError(f"{path} has no 'id' column or index: not a ONE cache table")
-        frame = frame.set_index(index)
+    index = sorted(c for c in frame.columns if c in ("id", "eid"))
+    if not index:
+        raise ValueError(f"{path} has no 'id' column or index: not a ONE cache table")
+    for column in index:
+        if not isinstance(frame[column].dtype, pd.StringDtype):
+            frame[column] = frame[column].astype("str")
     if "project" in frame.columns and "projects" not in frame.columns:
         frame = frame.rename(columns={"project": "projects"})
-    return frame, meta
+    return frame, index, meta
 
 
-def load_tables(cache_dir: str | os.PathLike) -> CacheTables:
+def load_tables(cache_dir: str | os.PathLike, *, datasets_index: bool = True) -> CacheTables:
     """Read ``sessions.pqt`` and ``datasets.pqt`` from ``cache_dir`` (ours or ONE-api's).
 
     Ids are returned as strings. A missing table is returned empty; a datasets table without a
-    ``qc`` column (older ONE versions) gets ``NOT_SET`` everywhere.
+    ``qc`` column (older ONE versions) gets ``NOT_SET`` everywhere. ``datasets_index=False``
+    leaves ``eid`` and ``id`` as columns of the datasets table (much faster on large tables).
     """
     cache_dir = Path(cache_dir)
     tables = CacheTables.empty()
@@ -280,45 +323,64 @@ def load_tables(cache_dir: str | os.PathLike) -> CacheTables:
         path = cache_dir / f"{name}.pqt"
         if not path.exists():
             continue
-        frame, meta = _read_table(path)
-        frame.index = _str_index(frame.index)
-        if name == "datasets" and "qc" not in frame.columns:
-            frame["qc"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), QC_TYPE)
-        elif name == "datasets":
-            # Parquet keeps only the categories in use: an empty table would come back with none.
-            frame["qc"] = frame["qc"].astype(QC_TYPE)
+        frame, meta = _load_table(path, name, index=datasets_index or name == "sessions")
         setattr(tables, name, frame)
         tables.metadata[name] = meta
     return tables
 
 
-def _str_index(index: pd.Index) -> pd.Index:
-    if isinstance(index, pd.MultiIndex):
-        levels = [index.get_level_values(i).astype("str") for i in range(index.nlevels)]
-        return pd.MultiIndex.from_arrays(levels, names=index.names)
-    return index.astype("str")
+def _load_table(path: Path, name: str, index: bool = True) -> tuple[pd.DataFrame, dict]:
+    """One table (``name`` is sessions or datasets) with str ids, and its ``one_metadata``."""
+    frame, id_columns, meta = _read_table(path)
+    if index:
+        frame = frame.set_index(id_columns)
+    if name == "datasets" and "qc" not in frame.columns:
+        frame["qc"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), QC_TYPE)
+    elif name == "datasets":
+        # Parquet keeps only the categories in use: an empty table would come back with none.
+        frame["qc"] = frame["qc"].astype(QC_TYPE)
+    return frame, meta
 
 
 # ------------------------------------------------------------------------------------------------
 # Scanning
 # ------------------------------------------------------------------------------------------------
 
+_RACY_NS = 2_000_000_000
+"""A folder modified this close before a scan started is recorded as unknown (rescanned next
+time): a change in the same tick of the filesystem clock would leave its mtime unchanged."""
+
+
+@dataclass(frozen=True, order=True)
+class _Session:
+    """A session folder; sessions sort by id."""
+
+    eid: str
+    key: str
+    folder: str
+    lab: str
+    subject: str
+    day: datetime.date
+    number: int
+
 
 @dataclass
 class _Scan:
-    """Column lists of one scan of a folder tree."""
+    """Column lists of the files and folders of scanned sessions, session after session."""
 
-    session_rows: list[tuple[str, str, str, datetime.date, int]] = field(default_factory=list)
-    folders: dict[str, str] = field(default_factory=dict)  # session id → absolute folder
+    sessions: list[_Session]
     eids: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     rel_paths: list[str] = field(default_factory=list)
     sizes: array = field(default_factory=lambda: array("q"))
     mtimes: array = field(default_factory=lambda: array("q"))
+    dir_eids: list[str] = field(default_factory=list)
+    dir_paths: list[str] = field(default_factory=list)  # relative to the session, "" for itself
+    dir_mtimes: array = field(default_factory=lambda: array("q"))
 
-    def path(self, i: int) -> str:
-        """Absolute path of the i-th file."""
-        return f"{self.folders[self.eids[i]]}/{self.rel_paths[i]}"
+    def path(self, i: int, folders: dict[str, str]) -> str:
+        """Absolute path of the i-th file, given each session's folder by id."""
+        return f"{folders[self.eids[i]]}/{self.rel_paths[i]}"
 
 
 def _is_session_candidate(parts: tuple[str, ...]) -> bool:
@@ -366,6 +428,56 @@ def _session_info(parts: tuple[str, ...]) -> tuple[str, str, datetime.date, int]
     return lab or "", subject, day, int(number)
 
 
+def _session(
+    folder: str, info: tuple[str, str, datetime.date, int], lab: str | None, hash_ids: bool
+) -> _Session:
+    folder_lab, subject, day, number = info
+    if lab and folder_lab and folder_lab != lab:
+        raise ValueError(f"lab={lab!r} conflicts with the lab folder of session {folder}")
+    ses_lab = folder_lab or lab or ""
+    key = session_key(ses_lab, subject, day, number)
+    eid = session_id(key) if hash_ids else key
+    return _Session(eid, key, folder, ses_lab, subject, day, number)
+
+
+def _find_sessions(root: Path, lab: str | None, hash_ids: bool) -> list[_Session]:
+    """Every session folder under ``root``, the first of each session key, in id order."""
+    found: dict[str, _Session] = {}
+    for folder, info in sorted(_iter_sessions(root)):
+        session = _session(folder, info, lab, hash_ids)
+        if session.key in found:
+            warnings.warn(
+                f"Skipping {folder}: same session as {found[session.key].folder}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            continue
+        found[session.key] = session
+    return sorted(found.values())
+
+
+def _given_sessions(
+    root: Path, paths: Iterable[str | os.PathLike], lab: str | None, hash_ids: bool
+) -> tuple[list[_Session], list[_Session]]:
+    """The sessions of folders under ``root`` (absolute or relative): (present, absent)."""
+    present: dict[str, _Session] = {}
+    absent: dict[str, _Session] = {}
+    if isinstance(paths, (str, os.PathLike)):
+        raise TypeError("sessions must be a list of session folders, not a single path")
+    for path in paths:
+        folder = Path(os.path.abspath(root / path))
+        try:
+            parts = folder.relative_to(root).parts
+        except ValueError:
+            raise ValueError(f"Session folder {path} is not under {root}") from None
+        info = _session_info(parts) if _is_session_candidate(parts) else None
+        if info is None:
+            raise ValueError(f"{path} is not a session folder ([lab/Subjects/]subject/date/nnn)")
+        session = _session(str(folder), info, lab, hash_ids)
+        (present if folder.is_dir() else absent)[session.key] = session
+    return sorted(present.values()), sorted(absent.values())
+
+
 class _CollectionCheck:
     """Memoised validity of collection/revision folders relative to a session."""
 
@@ -386,28 +498,21 @@ class _CollectionCheck:
         return ok
 
 
-def _scan(root: Path, lab: str | None) -> _Scan:
-    scan = _Scan()
+def _scan(sessions: list[_Session]) -> _Scan:
+    """Stat the ALF files and the folders of ``sessions``; files sorted by path per session."""
+    scan = _Scan(sessions)
     valid_name: dict[str, bool] = {}
     valid_dir = _CollectionCheck()
-    found: dict[str, str] = {}
-    for folder, (folder_lab, subject, day, number) in sorted(_iter_sessions(root)):
-        if lab and folder_lab and folder_lab != lab:
-            raise ValueError(f"lab={lab!r} conflicts with the lab folder of session {folder}")
-        ses_lab = folder_lab or lab or ""
-        key = session_key(ses_lab, subject, day, number)
-        if key in found:
-            warnings.warn(
-                f"Skipping {folder}: same session as {found[key]}", RuntimeWarning, stacklevel=3
-            )
-            continue
-        found[key] = folder
-        eid = session_id(key)
-        scan.session_rows.append((eid, ses_lab, subject, day, number))
-        scan.folders[eid] = folder
-        stack = [(folder, "")]
+    for session in sessions:
+        eid = session.eid
+        files: list[tuple[str, int, int]] = []
+        stack = [(session.folder, "")]
         while stack:
             current, rel_dir = stack.pop()
+            # The folder's mtime is read before its listing: a file added meanwhile changes it.
+            scan.dir_eids.append(eid)
+            scan.dir_paths.append(rel_dir)
+            scan.dir_mtimes.append(os.stat(current).st_mtime_ns)
             for entry in os.scandir(current):
                 if entry.is_dir():
                     sub = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
@@ -416,47 +521,38 @@ def _scan(root: Path, lab: str | None) -> _Scan:
                 name = entry.name
                 ok = valid_name.get(name)
                 if ok is None:
-                    ok = valid_name[name] = is_valid(name)
+                    ok = valid_name[name] = is_valid(name) and not is_flag_file(name)
                 if not ok or not valid_dir(rel_dir):
                     continue
                 try:
                     st = entry.stat()
                 except OSError:  # broken symlink or vanished file
                     continue
-                scan.eids.append(eid)
-                scan.keys.append(key)
-                scan.rel_paths.append(f"{rel_dir}/{name}" if rel_dir else name)
-                scan.sizes.append(st.st_size)
-                scan.mtimes.append(st.st_mtime_ns)
+                files.append((f"{rel_dir}/{name}" if rel_dir else name, st.st_size, st.st_mtime_ns))
+        files.sort()
+        for rel_path, size, mtime in files:
+            scan.eids.append(eid)
+            scan.keys.append(session.key)
+            scan.rel_paths.append(rel_path)
+            scan.sizes.append(size)
+            scan.mtimes.append(mtime)
     return scan
 
 
-def _sessions_from_scan(scan: _Scan, hash_ids: bool) -> pd.DataFrame:
-    if not scan.session_rows:
-        return _empty_sessions()
-    eids, labs, subjects, dates, numbers = zip(*scan.session_rows, strict=True)
-    if not hash_ids:
-        eids = tuple(session_key(*row[1:]) for row in scan.session_rows)
-    n = len(eids)
+def _sessions_frame(sessions: list[_Session]) -> pd.DataFrame:
+    n = len(sessions)
     frame = pd.DataFrame(
         {
-            "id": pd.array(eids, dtype="str"),
-            "lab": pd.array(labs, dtype="str"),
-            "subject": pd.array(subjects, dtype="str"),
-            "date": pd.Series(dates, dtype=object),
-            "number": np.asarray(numbers, dtype=np.uint16),
+            "id": pd.array([s.eid for s in sessions], dtype="str"),
+            "lab": pd.array([s.lab for s in sessions], dtype="str"),
+            "subject": pd.array([s.subject for s in sessions], dtype="str"),
+            "date": pd.Series([s.day for s in sessions], dtype=object),
+            "number": np.asarray([s.number for s in sessions], dtype=np.uint16),
             "task_protocol": pd.array([""] * n, dtype="str"),
             "projects": pd.array([""] * n, dtype="str"),
         }
     )
-    return frame.set_index("id").sort_index()
-
-
-def _dataset_ids(scan: _Scan, hash_ids: bool) -> tuple[list[str], list[str]]:
-    """Return (eid, id) lists: uuid5s, or as ONE-api does without hashing, relative paths."""
-    if not hash_ids:
-        return scan.keys, scan.rel_paths
-    return scan.eids, list(map(dataset_id, scan.keys, scan.rel_paths))
+    return frame.set_index("id")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,6 +573,113 @@ class UpdateSummary:
     files_hashed: int
 
 
+@dataclass
+class _Previous:
+    """The tables an update starts from and what the last scan recorded about them.
+
+    ``recorded`` is True when the datasets table comes from a scan (make_parquet_db or
+    update_tables, possibly edited and saved back with its metadata) whose state files are
+    beside it: then ids are ours, ``mtimes`` holds each row's file mtime_ns at that scan and
+    ``dirs`` the mtime_ns of each session's folders (-1 where unknown). Otherwise mtimes are
+    -1 and dirs empty.
+    """
+
+    sessions: pd.DataFrame
+    datasets: pa.Table
+    mtimes: np.ndarray
+    dirs: pa.Table
+    recorded: bool
+
+    def dir_mtimes(self) -> dict[str, list[tuple[str, int]]]:
+        """Session id → the (folder relative to the session, mtime_ns) recorded for it."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        columns = (self.dirs.column(c).to_pylist() for c in ("eid", "rel_dir", "mtime_ns"))
+        for eid, rel_dir, mtime in zip(*columns, strict=True):
+            out.setdefault(eid, []).append((rel_dir, mtime))
+        return out
+
+
+def _changed(session: _Session, recorded: list[tuple[str, int]] | None) -> bool:
+    """Whether a folder of the session differs from its recorded mtime (or none is recorded)."""
+    if not recorded:
+        return True
+    for rel_dir, mtime in recorded:
+        try:
+            now = os.stat(f"{session.folder}/{rel_dir}" if rel_dir else session.folder)
+        except OSError:
+            return True
+        if now.st_mtime_ns != mtime:
+            return True
+    return False
+
+
+def _read_previous(out_dir: Path) -> _Previous | None:
+    """The tables in ``out_dir`` and their scan state; None without tables."""
+    datasets_path = out_dir / _DATASETS_FILE
+    if not ((out_dir / _SESSIONS_FILE).exists() and datasets_path.exists()):
+        return None
+    datasets = pq.read_table(datasets_path)
+    state = _read_state(out_dir, datasets)
+    if state is not None:
+        sessions, _ = _load_table(out_dir / _SESSIONS_FILE, "sessions")
+        mtimes, dirs = state
+        return _Previous(sessions, datasets, mtimes, dirs, True)
+    tables = load_tables(out_dir)
+    flat = tables.datasets.reset_index()
+    datasets = pa.table(
+        {
+            "eid": pa.array(flat["eid"].to_numpy(dtype=object), pa.large_string()),
+            "id": pa.array(flat["id"].to_numpy(dtype=object), pa.large_string()),
+            "rel_path": pa.array(flat["rel_path"].to_numpy(dtype=object), pa.large_string()),
+            "file_size": pa.array(flat["file_size"].to_numpy(dtype="float64", na_value=np.nan)),
+            "hash": pa.array(flat["hash"].fillna("").to_numpy(dtype=object), pa.large_string()),
+            "qc": pa.array(flat["qc"].to_numpy(dtype=object), pa.large_string()),
+        }
+    )
+    no_mtimes = np.full(len(flat), -1, dtype=np.int64)
+    return _Previous(tables.sessions, datasets, no_mtimes, _dirs_table([], [], []), False)
+
+
+_SCAN_KEY = "scan_id"
+"""Key of the ``one_metadata`` entry naming the scan that wrote a datasets table and its state."""
+
+
+def _scan_id(table: pa.Table) -> str | None:
+    raw = (table.schema.metadata or {}).get(b"one_metadata")
+    return json.loads(raw).get(_SCAN_KEY) if raw else None
+
+
+def _read_state(out_dir: Path, datasets: pa.Table) -> tuple[np.ndarray, pa.Table] | None:
+    """The recorded (mtime_ns per datasets row, -1 if unknown; folders table), or None.
+
+    None when the state files are missing or come from another scan than the table's.
+    """
+    paths = (out_dir / STATE_FILE, out_dir / DIRS_FILE)
+    scan_id = _scan_id(datasets)
+    if scan_id is None or not all(p.exists() for p in paths):
+        return None
+    state, dirs = (pq.read_table(p) for p in paths)
+    if _scan_id(state) != scan_id or _scan_id(dirs) != scan_id:
+        return None
+    ids = datasets.column("id")
+    if state.column("id").equals(ids):
+        return state.column("mtime_ns").to_numpy(), dirs
+    # The table was edited and saved back since (rows added, removed or reordered).
+    by_id = pd.Series(state.column("mtime_ns").to_numpy(), index=state.column("id").to_numpy())
+    mtimes = by_id.reindex(ids.to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
+    return mtimes, dirs
+
+
+def _dirs_table(eids: Sequence[str], rel_dirs: Sequence[str], mtimes: Sequence[int]) -> pa.Table:
+    return pa.table(
+        {
+            "eid": pa.array(eids, pa.large_string()),
+            "rel_dir": pa.array(rel_dirs, pa.large_string()),
+            "mtime_ns": pa.array(mtimes, pa.int64()),
+        }
+    )
+
+
 def _hash(
     paths: list[str], workers: int | None, digest_cache: str | os.PathLike | None
 ) -> list[str]:
@@ -491,95 +694,208 @@ def _hash(
     return [r.md5 or "" for r in results]
 
 
+@dataclass
+class _Result:
+    """New tables and scan state, ready to be written."""
+
+    sessions: pd.DataFrame
+    datasets: pa.Table
+    mtimes: np.ndarray
+    dirs: pa.Table
+    summary: UpdateSummary
+
+
 def _build(
     root: Path,
-    out_dir: Path,
     hash_ids: bool,
     hash_files_: bool | None,
     lab: str | None,
     workers: int | None,
     digest_cache: str | os.PathLike | None,
-    previous: CacheTables | None,
-) -> tuple[CacheTables, pd.DataFrame, UpdateSummary]:
-    """Scan ``root`` into new tables, reusing rows of ``previous`` whose file is unchanged.
+    previous: _Previous | None,
+    sessions: Iterable[str | os.PathLike] | None = None,
+    rescan: str = "changed",
+) -> _Result:
+    """Rescan sessions of ``root`` into ``previous``'s tables (everything without previous).
 
-    Returns the tables, each dataset's mtime_ns (columns id, mtime_ns) and what changed.
+    Sessions rescanned: those given, else those whose folder mtimes changed (all of them with
+    ``rescan="all"``, or when nothing was recorded). Rows of unchanged files keep their hash
+    and QC; rows of other sessions are kept as they are.
     """
-    scan = _scan(root, lab)
-    sessions = _sessions_from_scan(scan, hash_ids)
-    eids, ids = _dataset_ids(scan, hash_ids)
-    n = len(ids)
+    started = time.time_ns()
+    recorded = previous is not None and previous.recorded
+    if sessions is not None and recorded:
+        found, absent = _given_sessions(root, sessions, lab, hash_ids)
+        gone = {s.eid for s in absent}
+    else:
+        found = _find_sessions(root, lab, hash_ids)
+        gone = set()
+        if previous is not None:
+            old_eids = set(previous.sessions.index)
+            old_eids.update(pc.unique(previous.datasets.column("eid")).to_pylist())
+            gone = old_eids - {s.eid for s in found}
+            if recorded and rescan != "all":
+                dirs = previous.dir_mtimes()
+                found = [s for s in found if _changed(s, dirs.get(s.eid))]
+    scan = _scan(found)
+    folders = {s.eid: s.folder for s in found}
+    n = len(scan.rel_paths)
     sizes = np.asarray(scan.sizes, dtype=np.int64)
     mtimes = np.asarray(scan.mtimes, dtype=np.int64)
     hashes = np.full(n, "", dtype=object)
     qc_codes = np.zeros(n, dtype=np.int8)
-    known = np.zeros(n, dtype=bool)  # the id was in the previous table
+    pos = np.full(n, -1, dtype=np.int64)  # row of the file in the previous table
     same = np.zeros(n, dtype=bool)  # ... with the same size and mtime
-    n_old = sessions_removed = 0
-    sessions_added = len(sessions)
+    ids = scan.rel_paths if not hash_ids else None
+    kept = pa.table({})
+    kept_mtimes = np.zeros(0, dtype=np.int64)
+    kept_dirs = _dirs_table([], [], [])
+    n_dropped = 0
+    old_sessions = _empty_sessions()
     if previous is not None:
-        old = previous.datasets.reset_index()
-        n_old = len(old)
-        pos = pd.Index(ids).get_indexer(old["id"])
-        kept = pos >= 0
-        pos, old = pos[kept], old[kept]
-        known[pos] = True
-        old_mtime = _read_state(out_dir, previous).reindex(old["id"]).to_numpy()
-        old_size = old["file_size"].to_numpy(dtype="float64", na_value=np.nan)
-        unchanged = (old_size == sizes[pos]) & (old_mtime == mtimes[pos])
-        same[pos[unchanged]] = True
-        hashes[pos[unchanged]] = old["hash"].fillna("").to_numpy(dtype=object)[unchanged]
-        qc_codes[pos[unchanged]] = pd.Categorical(old["qc"], dtype=QC_TYPE).codes[unchanged]
-        old_ses = previous.sessions
-        common = sessions.index.intersection(old_ses.index)
-        fields = [c for c in ("task_protocol", "projects") if c in old_ses.columns]
-        sessions.loc[common, fields] = old_ses.loc[common, fields]
-        sessions_added = len(sessions.index.difference(old_ses.index))
-        sessions_removed = len(old_ses.index.difference(sessions.index))
+        old = previous.datasets
+        drop = pa.array(sorted({s.eid for s in found} | gone), pa.large_string())
+        dropped_mask = pc.is_in(old.column("eid"), value_set=drop).to_numpy(zero_copy_only=False)
+        kept = old.filter(pa.array(~dropped_mask))
+        kept_mtimes = previous.mtimes[~dropped_mask]
+        keep_dir = pc.invert(pc.is_in(previous.dirs.column("eid"), value_set=drop))
+        kept_dirs = previous.dirs.filter(keep_dir)
+        dropped = old.filter(pa.array(dropped_mask))
+        n_dropped = dropped.num_rows
+        lookup = {
+            k: i
+            for i, k in enumerate(
+                zip(
+                    dropped.column("eid").to_pylist(),
+                    dropped.column("rel_path").to_pylist(),
+                    strict=True,
+                )
+            )
+        }
+        pos = np.fromiter(
+            (lookup.get(k, -1) for k in zip(scan.eids, scan.rel_paths, strict=True)),
+            dtype=np.int64,
+            count=n,
+        )
+        known = np.flatnonzero(pos >= 0)
+        at = pos[known]
+        old_size = pc.cast(dropped.column("file_size"), pa.float64()).to_numpy()
+        old_mtime = previous.mtimes[dropped_mask]
+        unchanged = (old_size[at] == sizes[known]) & (old_mtime[at] == mtimes[known])
+        unchanged &= old_mtime[at] >= 0
+        same[known[unchanged]] = True
+        old_hash = dropped.column("hash").to_numpy(zero_copy_only=False)
+        hashes[known[unchanged]] = old_hash[at[unchanged]]
+        qc_codes[known[unchanged]] = _qc_codes(dropped.column("qc"))[at[unchanged]]
+        if hash_ids and recorded:
+            # The ids of known files are those computed when they were first scanned.
+            old_ids = dropped.column("id").to_numpy(zero_copy_only=False)
+            ids = [
+                old_ids[p] if p >= 0 else dataset_id(k, r)
+                for p, k, r in zip(pos.tolist(), scan.keys, scan.rel_paths, strict=True)
+            ]
+        old_sessions = previous.sessions
         if hash_files_ is None:
-            hash_files_ = bool(old["hash"].fillna("").astype(bool).any())
+            longest = pc.max(pc.binary_length(old.column("hash"))).as_py()
+            hash_files_ = bool(longest)
+    if ids is None:
+        ids = list(map(dataset_id, scan.keys, scan.rel_paths))
     to_hash = np.flatnonzero(~same) if hash_files_ else np.empty(0, dtype=int)
     if len(to_hash):
-        hashes[to_hash] = _hash([scan.path(i) for i in to_hash], workers, digest_cache)
-    frame = _datasets_frame(eids, ids, scan.rel_paths, sizes, hashes, qc_codes)
-    del scan, eids, ids, hashes
-    frame["mtime_ns"] = mtimes
-    frame = frame.sort_values(["eid", "id"], ignore_index=True)
-    state = frame[["id", "mtime_ns"]]
-    datasets = frame.drop(columns="mtime_ns").set_index(["eid", "id"])
-    meta = table_metadata(root)
-    tables = CacheTables(sessions, datasets, {"sessions": meta, "datasets": dict(meta)})
-    n_known = int(known.sum())
+        paths = [scan.path(i, folders) for i in to_hash]
+        hashes[to_hash] = _hash(paths, workers, digest_cache)
+    datasets = _datasets_table(scan.eids, ids, scan.rel_paths, sizes, hashes, qc_codes)
+    if kept.num_rows:
+        datasets = pa.concat_tables([_conform(kept), datasets])
+    new_sessions = [s for s in found if s.eid not in old_sessions.index]
+    removed = old_sessions.index.intersection(list(gone))
+    parts = [f for f in (old_sessions.drop(index=removed), _sessions_frame(new_sessions)) if len(f)]
+    sessions_table = pd.concat(parts).sort_index() if parts else _empty_sessions()
+    racy = np.asarray(scan.dir_mtimes, dtype=np.int64)
+    racy[racy >= started - _RACY_NS] = -1
+    dirs = pa.concat_tables([kept_dirs, _dirs_table(scan.dir_eids, scan.dir_paths, racy)])
+    n_known, n_same = int((pos >= 0).sum()), int(same.sum())
     summary = UpdateSummary(
-        sessions_added=sessions_added,
-        sessions_removed=sessions_removed,
+        sessions_added=len(new_sessions),
+        sessions_removed=len(removed),
         datasets_added=n - n_known,
-        datasets_removed=n_old - n_known,
-        datasets_changed=n_known - int(same.sum()),
-        datasets_unchanged=int(same.sum()),
+        datasets_removed=n_dropped - n_known,
+        datasets_changed=n_known - n_same,
+        datasets_unchanged=n_same + kept.num_rows,
         files_hashed=len(to_hash),
     )
-    return tables, state, summary
+    return _Result(sessions_table, datasets, np.concatenate([kept_mtimes, mtimes]), dirs, summary)
 
 
-def _read_state(out_dir: Path, previous: CacheTables) -> pd.Series:
-    """Return the recorded mtime_ns of each dataset id; empty if missing or stale."""
-    path = out_dir / STATE_FILE
-    if not path.exists():
-        return pd.Series(dtype="float64")
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(b"one_metadata")
-    stamp = json.loads(raw).get("date_created") if raw else None
-    if stamp != previous.metadata.get("datasets", {}).get("date_created"):
-        return pd.Series(dtype="float64")
-    frame = table.to_pandas()
-    return frame["mtime_ns"].astype("float64").set_axis(frame["id"].astype("str"))
+def _qc_codes(qc: pa.ChunkedArray) -> np.ndarray:
+    """Positions in QC_LEVELS of a column of QC names (-1 where missing or unknown)."""
+    parts = [np.zeros(0, dtype=np.int8)]
+    for chunk in qc.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        names = encoded.dictionary.to_pylist()
+        # Each dictionary entry's level, and -1 (the last entry) for missing values
+        levels = [QC_LEVELS.index(v) if v in QC_LEVELS else -1 for v in names] + [-1]
+        indices = pc.fill_null(encoded.indices, len(names)).to_numpy()
+        parts.append(np.asarray(levels, dtype=np.int8)[indices])
+    return np.concatenate(parts)
 
 
-def _write(tables: CacheTables, state: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
-    paths = save_tables(tables, out_dir)
-    write_parquet_atomic(state, out_dir / STATE_FILE, tables.metadata["datasets"])
-    return paths
+def _qc_array(codes: np.ndarray) -> pa.DictionaryArray:
+    indices = pa.array(codes, pa.int8(), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(
+        indices, pa.array(QC_LEVELS, pa.large_string()), ordered=True
+    )
+
+
+def _datasets_table(
+    eids: Sequence[str],
+    ids: Sequence[str],
+    rel_paths: Sequence[str],
+    sizes: np.ndarray,
+    hashes: np.ndarray,
+    qc_codes: np.ndarray,
+) -> pa.Table:
+    """The datasets table in the arrow schema pandas gives it; every file exists."""
+    columns = {
+        "rel_path": pa.array(rel_paths, pa.large_string()),
+        "file_size": pa.array(sizes, pa.uint64()),
+        "hash": pa.array(hashes, pa.large_string()),
+        "exists": pa.array(np.ones(len(sizes), dtype=bool)),
+        "qc": _qc_array(qc_codes),
+        "eid": pa.array(eids, pa.large_string()),
+        "id": pa.array(ids, pa.large_string()),
+    }
+    return pa.table(columns, schema=_datasets_schema())
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A datasets table as written by this module, in ``_datasets_schema`` with full QC levels."""
+    schema = _datasets_schema()
+    columns = [
+        _qc_array(_qc_codes(table.column(f.name)))
+        if f.name == "qc"
+        else table.column(f.name).cast(f.type)
+        for f in schema
+    ]
+    return pa.table(columns, schema=schema)
+
+
+@functools.cache
+def _datasets_schema() -> pa.Schema:
+    return pa.Schema.from_pandas(_empty_datasets(), preserve_index=True)
+
+
+def _write(root: Path, result: _Result, out_dir: Path) -> tuple[Path, Path]:
+    """Write both tables, then the scan state stamped with the datasets table's identity."""
+    meta = table_metadata(root)
+    scan_meta = {**meta, _SCAN_KEY: uuid.uuid4().hex}
+    datasets_path = _write_atomic(result.datasets, out_dir / _DATASETS_FILE, scan_meta)
+    sessions_path = write_parquet_atomic(result.sessions, out_dir / _SESSIONS_FILE, meta)
+    ids = result.datasets.column("id")
+    state = pa.table({"id": ids, "mtime_ns": pa.array(result.mtimes, pa.int64())})
+    for table, name in ((state, STATE_FILE), (result.dirs, DIRS_FILE)):
+        _write_atomic(table, out_dir / name, scan_meta)
+    return sessions_path, datasets_path
 
 
 def make_parquet_db(
@@ -603,11 +919,11 @@ def make_parquet_db(
     if not root.is_dir():
         raise NotADirectoryError(f"Data folder does not exist: {root}")
     out = Path(out_dir) if out_dir is not None else root
-    tables, state, _ = _build(root, out, hash_ids, hash_files, lab, workers, digest_cache, None)
-    if tables.sessions.empty or tables.datasets.empty:
-        what = "sessions" if tables.sessions.empty else "datasets"
+    result = _build(root, hash_ids, hash_files, lab, workers, digest_cache, None)
+    if result.sessions.empty or not result.datasets.num_rows:
+        what = "sessions" if result.sessions.empty else "datasets"
         warnings.warn(f"No {what} found in {root}", RuntimeWarning, stacklevel=2)
-    return _write(tables, state, out)
+    return _write(root, result, out)
 
 
 def update_tables(
@@ -617,25 +933,41 @@ def update_tables(
     hash_files: bool | None = None,
     lab: str | None = None,
     *,
+    sessions: Iterable[str | os.PathLike] | None = None,
+    rescan: Literal["changed", "all"] = "all",
     workers: int | None = None,
     digest_cache: str | os.PathLike | None = None,
 ) -> UpdateSummary:
     """Bring the tables in ``cache_dir`` (default ``root_dir``) up to date with ``root_dir``.
 
-    Every file is stat'ed, but only new files and files whose size or mtime changed are hashed;
-    rows of unchanged files (hash, qc) and session fields (task_protocol, projects) are kept, and
-    a changed file's QC is reset to NOT_SET.
-    ``hash_files=None`` hashes when the existing table has hashes. Without existing tables this
-    is a full build. The result equals a full build of the same folder, up to row order.
+    Which sessions are rescanned (their files stat'ed and compared with the table):
+
+    - ``sessions``: only these session folders (absolute or relative to ``root_dir``); a folder
+      that no longer exists has its session removed. Nothing else is looked at: for callers
+      that know what changed, such as a registration.
+    - ``rescan="all"`` (default): every session; sees files added, removed, renamed, and
+      rewritten in place (by size and mtime), as pipelines that re-extract a session do.
+    - ``rescan="changed"``: new sessions, and sessions in which a folder's mtime changed since
+      the last scan; sessions whose folder is gone are removed. This sees files added, removed
+      or renamed, but not a file rewritten in place (same name, its folder's mtime unchanged).
+
+    Without state files from the last ``make_parquet_db``/``update_tables`` of these tables
+    (e.g. tables made by ONE-api or edited by a ``LocalTarget``), every session is rescanned.
+    In a rescanned session only new files and files whose size or mtime changed are hashed;
+    rows of unchanged files (id, hash, qc) and session fields (task_protocol, projects) are
+    kept, and a changed file's QC is reset to NOT_SET. ``hash_files=None`` hashes when the
+    existing table has hashes. Without existing tables this is a full build. The result equals
+    a full build of the same folder up to row order, for the changes each mode sees.
     """
+    if rescan not in ("changed", "all"):
+        raise ValueError(f"rescan={rescan!r}: use 'changed' or 'all'")
     root = Path(root_dir).resolve()
     if not root.is_dir():
         raise NotADirectoryError(f"Data folder does not exist: {root}")
     out = Path(cache_dir) if cache_dir is not None else root
-    has_tables = (out / _SESSIONS_FILE).exists() and (out / _DATASETS_FILE).exists()
-    previous = load_tables(out) if has_tables else None
-    tables, state, summary = _build(
-        root, out, hash_ids, hash_files, lab, workers, digest_cache, previous
+    previous = _read_previous(out)
+    result = _build(
+        root, hash_ids, hash_files, lab, workers, digest_cache, previous, sessions, rescan
     )
-    _write(tables, state, out)
-    return summary
+    _write(root, result, out)
+    return result.summary

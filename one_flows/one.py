@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from one_flows.alf import ALFError, filename_parts, get_session_path, session_path_parts
-from one_flows.cache import QC, QC_TYPE, CacheTables, load_tables
+from one_flows.cache import QC, QC_LEVELS, QC_TYPE, CacheTables, load_tables
 from one_flows.hashing import md5
 from one_flows.loaders import load_file_content
 
@@ -217,7 +217,9 @@ class One:
         """Query the tables in ``cache_dir`` (or ``tables``); files are read from ``cache_dir``."""
         self.cache_dir = Path(cache_dir)
         self.wildcards = wildcards
-        self._set_tables(tables if tables is not None else load_tables(self.cache_dir))
+        if tables is None:
+            tables = load_tables(self.cache_dir, datasets_index=False)
+        self._set_tables(tables)
 
     def __repr__(self) -> str:
         return f"One({str(self.cache_dir)!r}, {len(self._sessions)} sessions)"
@@ -230,18 +232,36 @@ class One:
                 sessions[column] = ""
         sessions["number"] = sessions["number"].astype(int)
         self._sessions = sessions
-        dsets = tables.datasets.reset_index()
-        dsets["eid"] = dsets["eid"].astype("str")
-        dsets["id"] = dsets["id"].astype("str")
+        # Searches test each distinct value of a text column once, and compare plain arrays.
+        self._session_text = {
+            column: pd.factorize(sessions[column].fillna("").astype(str), sort=True)
+            for column in ("lab", "subject", "projects", "task_protocol")
+        }
+        self._session_dates = pd.to_datetime(sessions["date"]).to_numpy()
+        self._session_numbers = sessions["number"].to_numpy()
+        dsets = tables.datasets
+        if isinstance(dsets.index, pd.MultiIndex):
+            dsets = dsets.reset_index()
+        else:
+            dsets = dsets.copy(deep=False)
+        for column in ("eid", "id"):
+            if not isinstance(dsets[column].dtype, pd.StringDtype):
+                dsets[column] = dsets[column].astype("str")
         codes, uniques = pd.factorize(dsets["rel_path"])
         split = [_split_rel_path(r) for r in uniques]
         for i, column in enumerate(("collection", "revision", "name")):
-            values = np.array([s[i] for s in split], dtype=object)
-            dsets[column] = pd.Categorical(values[codes]) if len(codes) else pd.Categorical([])
-        if not isinstance(dsets["qc"].dtype, pd.CategoricalDtype):
+            values = [s[i] for s in split]
+            categories = sorted(set(values))
+            where = {c: k for k, c in enumerate(categories)}
+            part_codes = np.array([where[v] for v in values], dtype=np.int64)
+            dsets[column] = pd.Categorical.from_codes(part_codes[codes], categories=categories)
+        if dsets["qc"].dtype != QC_TYPE:
             dsets["qc"] = dsets["qc"].astype(QC_TYPE)
         self._datasets = dsets
-        self._rows_of = dsets.groupby("eid", sort=False).indices if len(dsets) else {}
+        # Plain arrays answer the common listing without building frames.
+        self._rel_paths = dsets["rel_path"].to_numpy(dtype=object)
+        self._qc_codes = dsets["qc"].cat.codes.to_numpy()
+        self._rows_of = _rows_by_session(dsets["eid"])
         self._by_path = {
             (lab or "", subj, str(date), int(num)): eid
             for eid, lab, subj, date, num in zip(
@@ -366,24 +386,32 @@ class One:
         """
         self._check_query_type(query_type)
         queries = {self._complete(k): v for k, v in kwargs.items()}
-        sessions = self._sessions
+        mask = np.ones(len(self._sessions), dtype=bool)
         for key in ("subject", "laboratory", "projects", "task_protocol"):
             if key in queries:
-                column = "lab" if key == "laboratory" else key
+                codes, values = self._session_text["lab" if key == "laboratory" else key]
                 query = "|".join(_listify(queries[key]))
-                values = sessions[column].fillna("").astype(str)
-                sessions = sessions[values.str.contains(query, regex=self.wildcards)]
+                if self.wildcards:
+                    regex = re.compile(query)
+                    found = [regex.search(v) is not None for v in values]
+                else:
+                    found = [query in v for v in values]
+                mask &= np.array(found, dtype=bool)[codes]
+        dates = self._session_dates
         if "date_range" in queries:
             start, end = _validate_date_range(queries["date_range"])
-            dates = pd.to_datetime(sessions["date"])
-            sessions = sessions[(dates >= start) & (dates <= end)]
+            mask &= (dates >= start.to_datetime64()) & (dates <= end.to_datetime64())
         if "number" in queries:
             numbers = [int(n) for n in _listify_any(queries["number"])]
-            sessions = sessions[sessions["number"].isin(numbers)]
+            mask &= np.isin(self._session_numbers, numbers)
         dataset_terms = {"datasets", "dataset_types", "dataset_qc_lte"} & queries.keys()
-        if dataset_terms and len(sessions):
-            sessions = sessions[sessions.index.isin(self._sessions_with(queries))]
-        sessions = sessions.sort_values(["date", "subject", "number"], ascending=False)
+        if dataset_terms and mask.any():
+            mask &= self._sessions.index.isin(list(self._sessions_with(queries)))
+        rows = np.flatnonzero(mask)
+        subjects = self._session_text["subject"][0]
+        # Newest first; a missing date (NaT, the smallest int64) comes last.
+        keys = (self._session_numbers[rows], subjects[rows], dates[rows].view(np.int64))
+        sessions = self._sessions.iloc[rows[np.lexsort(keys)[::-1]]]
         eids = sessions.index.tolist()
         if not details:
             return eids
@@ -392,8 +420,8 @@ class One:
     def _sessions_with(self, queries: dict[str, Any]) -> set[str]:
         """Sessions having all the datasets / dataset types asked for, at the QC asked for."""
         d = self._datasets
-        level = QC.validate(queries.get("dataset_qc_lte", QC.FAIL)).name
-        usable = np.array(d["exists"], dtype=bool) & np.array(d["qc"] <= level, dtype=bool)
+        level = queries.get("dataset_qc_lte", QC.FAIL)
+        usable = np.array(d["exists"], dtype=bool) & _qc_passes(self._qc_codes, level, False)
         masks = []
         for pattern in _listify(queries.get("datasets", [])):
             regex = re.compile(pattern)
@@ -422,8 +450,7 @@ class One:
     def _session_rows(self, eid: str | None) -> pd.DataFrame:
         if eid is None:
             return self._datasets
-        rows = self._rows_of.get(eid)
-        return self._datasets.iloc[rows] if rows is not None else self._datasets.iloc[0:0]
+        return self._datasets.iloc[self._rows_of.get(eid, slice(0, 0))]
 
     def _filter(
         self,
@@ -435,9 +462,7 @@ class One:
         ignore_qc_not_set: bool = False,
     ) -> pd.DataFrame:
         """Rows whose name, collection and revision match the patterns and whose QC passes."""
-        mask = np.array(datasets["qc"] <= QC.validate(qc).name, dtype=bool)
-        if ignore_qc_not_set:
-            mask &= (datasets["qc"] != "NOT_SET").to_numpy()
+        mask = _qc_passes(datasets["qc"].cat.codes.to_numpy(), qc, ignore_qc_not_set)
         if isinstance(filename, Mapping):
             unknown = set(filename) - set(_FILE_PARTS)
             if unknown:
@@ -519,9 +544,14 @@ class One:
         """
         self._check_query_type(query_type)
         found = None if eid is None else self.to_eid(eid)
-        rows = self._session_rows(found)
         if eid is not None and found is None:
-            rows = rows.iloc[0:0]
+            return self._details(self._datasets.iloc[0:0], keep_eid_index) if details else []
+        plain = filename is None and collection is None and revision is None
+        if plain and not (details or default_revisions_only):
+            rows = slice(None) if found is None else self._rows_of.get(found, slice(0, 0))
+            keep = _qc_passes(self._qc_codes[rows], qc, ignore_qc_not_set)
+            return sorted(set(self._rel_paths[rows][keep].tolist()))
+        rows = self._session_rows(found)
         if default_revisions_only:
             rows = self._last_before(rows, None)
         rows = self._filter(rows, filename, collection, revision, qc, ignore_qc_not_set)
@@ -819,6 +849,28 @@ class One:
             info.url.append(None)
             info.data.append(path if download_only else load_file_content(path))
         return info if dclass_output else info.data
+
+
+def _rows_by_session(eids: pd.Series) -> dict[str, slice | np.ndarray]:
+    """The rows of each session: a slice when they are contiguous (as in our tables)."""
+    codes, uniques = pd.factorize(eids)
+    if len(codes) == 0:
+        return {}
+    if (np.diff(codes) >= 0).all():  # codes number sessions by first appearance
+        starts = np.flatnonzero(np.diff(codes, prepend=-1))
+        stops = [*starts[1:].tolist(), len(codes)]
+        return {e: slice(a, b) for e, a, b in zip(uniques, starts.tolist(), stops, strict=True)}
+    groups = eids.groupby(codes, sort=False).indices
+    return {uniques[k]: rows for k, rows in groups.items()}
+
+
+def _qc_passes(codes: np.ndarray, qc: QC | int | str, ignore_qc_not_set: bool) -> np.ndarray:
+    """Mask of QC codes (positions in QC_LEVELS, -1 if missing) at or below ``qc``."""
+    level = QC_LEVELS.index(QC.validate(qc).name)
+    mask = (codes >= 0) & (codes <= level)
+    if ignore_qc_not_set:
+        mask &= codes != QC_LEVELS.index(QC.NOT_SET.name)
+    return mask
 
 
 def _listify_any(value: Any) -> list[Any]:

@@ -212,6 +212,7 @@ def test_crash_while_writing_leaves_old_table(tmp_path, tree_builder, monkeypatc
         update_tables(root)
     assert (root / "datasets.pqt").read_bytes() == before
     assert sorted(p.name for p in root.iterdir() if p.is_file()) == [
+        cache.DIRS_FILE,
         cache.STATE_FILE,
         "datasets.pqt",
         "sessions.pqt",
@@ -244,7 +245,9 @@ def test_hash_ids_false_matches_one_api(tmp_path, tree_builder):
 
 def test_only_alf_files_in_valid_folders_are_indexed(tmp_path):
     session = tmp_path / "SW001/2021-01-01/001"
-    for rel in ["alf/a.b.npy", "raw data/c.d.npy", "alf/notes.txt", "#rev#/alf/e.f.npy", "g.h.npy"]:
+    flags = ["create_me.flag.done", "create_me.flag.quarantined", "create_me.flag.r-1.claimed"]
+    invalid = ["raw data/c.d.npy", "alf/notes.txt", "#rev#/alf/e.f.npy"]
+    for rel in ["alf/a.b.npy", "g.h.npy", *invalid, *flags]:
         (session / rel).parent.mkdir(parents=True, exist_ok=True)
         (session / rel).write_bytes(b"x")
     (tmp_path / "SW001/2021-02-30/001").mkdir(parents=True)  # impossible date: not a session
