@@ -52,7 +52,14 @@ from one_flows.flags.errors import (
     FlagLocationError,
     FlagUnreadable,
 )
-from one_flows.flags.names import CLAIMABLE, DEFAULT_NAMES, Flag, FlagState
+from one_flows.flags.names import (
+    CLAIMABLE,
+    DEFAULT_NAMES,
+    FLAG_SUFFIX,
+    Flag,
+    FlagState,
+    is_flag_file,
+)
 from one_flows.flags.readiness import SessionActivity, is_quiet, session_activity
 from one_flows.flags.scan import find_flags
 from one_flows.flags.watcher import FlagWatcher
@@ -60,6 +67,7 @@ from one_flows.flags.watcher import FlagWatcher
 __all__ = [
     "CLAIMABLE",
     "DEFAULT_NAMES",
+    "FLAG_SUFFIX",
     "RECORD_PREFIX",
     "Claim",
     "ClaimLost",
@@ -79,6 +87,7 @@ __all__ = [
     "fail",
     "find_flags",
     "format_flag",
+    "is_flag_file",
     "is_quiet",
     "parse_flag_text",
     "read_flag",

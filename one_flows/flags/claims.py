@@ -16,6 +16,13 @@ A history line (see :mod:`one_flows.flags.contents`) is appended to the claimed 
 it moves on, so a ``failed-<n>`` flag always holds its reason.  Crash windows: a crash after the
 line is written and before the move leaves a claimed flag with one line too many; the reaper then
 returns it to the pool under its previous name, and the attempt is not counted.
+
+Dead holders: a process holding a claim also holds an exclusive ``flock`` on a hidden lock file
+beside it (``.<claimed name>.lock``), taken before the claiming rename.  The kernel drops the
+lock when the process dies, however it dies, so a reaper that can take the lock knows the holder
+is gone even when the run's orchestrator still believes it running (a SIGKILLed ``one-flows
+register``).  A lock that is busy, or missing (no ``flock``: Windows), leaves the decision to
+``is_running``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +45,16 @@ from one_flows.flags.errors import ClaimLost, FlagConflict, FlagError
 from one_flows.flags.names import DEFAULT_NAMES, Flag, FlagState, check_run_id
 from one_flows.flags.scan import ErrorHandler, find_flags, log_flag_error
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; is_running alone decides
+    fcntl = None  # type: ignore[assignment]
+
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+
+_HELD: dict[Path, int] = {}
+"""Lock files of the claims this process holds, and their open descriptors."""
+_HELD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,55 @@ def _move(src: Path, dst: Path) -> None:
         os.unlink(src)
 
 
+def _lock_path(claimed: Path) -> Path:
+    return claimed.with_name(f".{claimed.name}.lock")
+
+
+def _hold(claimed: Path) -> None:
+    """Lock the lock file of a claim about to be made, for as long as this process holds it."""
+    if fcntl is None:
+        return
+    path = _lock_path(claimed)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return  # the claim itself will fail, or live without a lock as before
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return
+    with _HELD_LOCK:
+        _HELD[path] = descriptor
+
+
+def _let_go(claimed: Path) -> None:
+    """Remove a claim's lock file and drop the lock, once the claim has ended."""
+    path = _lock_path(claimed)
+    with _HELD_LOCK:
+        descriptor = _HELD.pop(path, None)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def _lock_of_dead_holder(claimed: Path) -> int | None:
+    """The locked descriptor of a claim's lock file when its holder is dead, else None."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(_lock_path(claimed), os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
 def _lost(claim: Claim) -> ClaimLost:
     return ClaimLost(
         claim.flag.path, f"the claim of run {claim.run_id} is gone (reaped or removed)"
@@ -121,11 +187,14 @@ def claim(flag: Flag, run_id: str) -> Claim | None:
     claimed = flag.moved(FlagState.CLAIMED, flag.attempt, check_run_id(run_id))
     if os.path.lexists(claimed.path):
         raise FlagConflict(claimed.path, f"run {run_id} already holds this claim")
+    _hold(claimed.path)
     try:
         os.rename(flag.path, claimed.path)
     except FileNotFoundError:
+        _let_go(claimed.path)
         return None
     except OSError as error:
+        _let_go(claimed.path)
         raise FlagError(flag.path, f"cannot claim: {error.strerror or error}") from None
     return Claim(claimed, flag, datetime.now(UTC))
 
@@ -163,6 +232,16 @@ def _merge_or_refuse(claim: Claim, target: Flag) -> Flag:
 
 
 def _record_and_move(claim: Claim, target: Flag, record: dict[str, object]) -> Flag:
+    try:
+        moved = _record_and_move_flag(claim, target, record)
+    except ClaimLost:
+        _let_go(claim.flag.path)
+        raise
+    _let_go(claim.flag.path)
+    return moved
+
+
+def _record_and_move_flag(claim: Claim, target: Flag, record: dict[str, object]) -> Flag:
     try:
         append_record(claim.flag.path, {"run_id": claim.run_id, "at": _now(), **record})
         _move(claim.flag.path, target.path)
@@ -207,6 +286,8 @@ def complete(claim: Claim, keep_done_marker: bool = False) -> Path | None:
             os.unlink(claim.flag.path)
         except FileNotFoundError:
             raise _lost(claim) from None
+        finally:
+            _let_go(claim.flag.path)
         return None
     done = claim.flag.moved(FlagState.DONE, 0)
     try:
@@ -214,6 +295,8 @@ def complete(claim: Claim, keep_done_marker: bool = False) -> Path | None:
         os.replace(claim.flag.path, done.path)  # an older done marker carries no information
     except FileNotFoundError:
         raise _lost(claim) from None
+    finally:
+        _let_go(claim.flag.path)
     return done.path
 
 
@@ -243,23 +326,32 @@ def reap_stale_claims(
 ) -> list[Flag]:
     """Return to the pool every claim under ``root`` whose run is no longer running.
 
-    ``is_running(run_id)`` is asked once per run id; an exception from it propagates, so no
-    claim is taken back on a guess.  Claims that another reaper takes back first are skipped;
+    A claim whose holding process is gone (its lock is free) is taken back at once; for the
+    others ``is_running(run_id)`` is asked once per run id; an exception from it propagates, so
+    no claim is taken back on a guess.  Claims that another reaper takes back first are skipped;
     claims that cannot go back (FlagConflict) go to ``on_error``.  Returns the released flags.
     """
     running: dict[str, bool] = {}
     released = []
     for flag in list(find_flags(root, names, {FlagState.CLAIMED}, on_error)):
         assert flag.run_id is not None
-        if flag.run_id not in running:
-            running[flag.run_id] = bool(is_running(flag.run_id))
-        if running[flag.run_id]:
-            continue
+        dead_lock = _lock_of_dead_holder(flag.path)
         try:
-            released.append(release(claim_of(flag), reason=f"run {flag.run_id} is not running"))
+            if dead_lock is not None:
+                reason = f"the process of run {flag.run_id} is gone"
+            else:
+                if flag.run_id not in running:
+                    running[flag.run_id] = bool(is_running(flag.run_id))
+                if running[flag.run_id]:
+                    continue
+                reason = f"run {flag.run_id} is not running"
+            released.append(release(claim_of(flag), reason=reason))
         except ClaimLost:
             continue
         except FlagError as error:
             if on_error is not None:
                 on_error(error)
+        finally:
+            if dead_lock is not None:
+                os.close(dead_lock)
     return released

@@ -22,6 +22,7 @@ from pathlib import Path
 DEFAULT_NAMES: tuple[str, ...] = ("create_me.flag",)
 """The flag names looked for unless told otherwise (ONE-api's ``create_sessions`` convention)."""
 
+FLAG_SUFFIX = ".flag"
 _RUN_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
 _RUN_ID_RE = re.compile(_RUN_ID)
 
@@ -117,7 +118,26 @@ def compose_name(name: str, state: FlagState, attempt: int = 0, run_id: str | No
 def _check_base_name(name: str) -> str:
     if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
         raise ValueError(f"invalid flag name {name!r}: expected a plain, non-hidden file name")
+    if not name.endswith(FLAG_SUFFIX):
+        raise ValueError(f"invalid flag name {name!r}: flag names end in {FLAG_SUFFIX!r}")
     return name
+
+
+# What follows a flag's base name in each state: nothing, .failed-N, .<run>.claimed, .done, ...
+_STATE_SUFFIXES = (
+    rf"(?:(?:\.failed-(?P<attempt>[1-9][0-9]{{0,5}}))?(?:\.(?P<run_id>{_RUN_ID})\.claimed)?"
+    r"|\.(?P<sink>quarantined|done))"
+)
+_ANY_FLAG_RE = re.compile(rf"[^/\\]+{re.escape(FLAG_SUFFIX)}{_STATE_SUFFIXES}")
+
+
+def is_flag_file(file_name: str) -> bool:
+    """Whether ``file_name`` is a flag in any state (``*.flag``, claimed, failed, done, ...).
+
+    Several such names are also valid ALF names (``create_me.flag.done``): registration and
+    cache tables use this to leave flags out of the datasets.
+    """
+    return _ANY_FLAG_RE.fullmatch(file_name) is not None
 
 
 @functools.lru_cache(maxsize=32)
@@ -126,11 +146,7 @@ def name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     if not names:
         raise ValueError("at least one flag name is needed")
     bases = "|".join(re.escape(_check_base_name(n)) for n in names)
-    return re.compile(
-        rf"(?P<name>{bases})"
-        rf"(?:(?:\.failed-(?P<attempt>[1-9][0-9]{{0,5}}))?(?:\.(?P<run_id>{_RUN_ID})\.claimed)?"
-        r"|\.(?P<sink>quarantined|done))"
-    )
+    return re.compile(rf"(?P<name>{bases}){_STATE_SUFFIXES}")
 
 
 def parse_name(

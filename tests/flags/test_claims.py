@@ -1,8 +1,10 @@
 """Claims: exactly one winner among concurrent claimers, and every way a claim can end."""
 
 import errno
-import multiprocessing
+import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -72,30 +74,50 @@ def test_eight_threads_one_winner_per_round(root: Path, make_session: MakeSessio
     _check_one_winner_per_round(flags, winners)
 
 
-def _process_claimer(index: int, flags: list[Flag], barrier: object, results: object) -> None:
-    for number, flag in enumerate(flags):
-        barrier.wait()  # type: ignore[attr-defined]
-        results.put((number, f"proc{index}", claim(flag, f"proc{index}") is not None))  # type: ignore[attr-defined]
+# The processes are forked from a fresh interpreter: forking this test process is unsafe once
+# other tests have started threads in it (a Prefect API client, a test server).
+_PROCESS_RACE = """
+import json, multiprocessing, sys
+from pathlib import Path
+from one_flows.flags import claim, find_flags
+
+def claimer(index, paths, barrier, results):
+    flags = {f.path: f for f in find_flags(sys.argv[1])}
+    for number, path in enumerate(paths):
+        barrier.wait()
+        results.put((number, f"proc{index}", claim(flags[Path(path)], f"proc{index}") is not None))
+
+paths = json.loads(sys.argv[2])
+claimers = int(sys.argv[3])
+context = multiprocessing.get_context("fork")
+barrier, results = context.Barrier(claimers), context.Queue()
+processes = [
+    context.Process(target=claimer, args=(i, paths, barrier, results)) for i in range(claimers)
+]
+for process in processes:
+    process.start()
+outcomes = [results.get(timeout=60) for _ in range(len(paths) * claimers)]
+for process in processes:
+    process.join(timeout=60)
+print(json.dumps({"outcomes": outcomes, "exitcodes": [p.exitcode for p in processes]}))
+"""
 
 
 def test_eight_processes_one_winner_per_round(root: Path, make_session: MakeSession) -> None:
     rounds = 40
     flags = _pending(root, make_session, rounds)
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(CLAIMERS)
-    results = context.Queue()
-    processes = [
-        context.Process(target=_process_claimer, args=(i, flags, barrier, results))
-        for i in range(CLAIMERS)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=60) for _ in range(rounds * CLAIMERS)]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    paths = json.dumps([str(f.path) for f in flags])
+    race = subprocess.run(
+        [sys.executable, "-c", _PROCESS_RACE, str(root), paths, str(CLAIMERS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert race.returncode == 0, race.stderr
+    result = json.loads(race.stdout)
+    assert result["exitcodes"] == [0] * CLAIMERS
     winners: list[list[str]] = [[] for _ in range(rounds)]
-    for number, name, won in outcomes:
+    for number, name, won in result["outcomes"]:
         if won:
             winners[number].append(name)
     _check_one_winner_per_round(flags, winners)

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from one_flows.flags import Flag, FlagState
-from one_flows.flags.names import check_run_id, compose_name, parse_name
+from one_flows.flags.names import (
+    check_run_id,
+    compose_name,
+    is_flag_file,
+    name_pattern,
+    parse_name,
+)
 
 NAMES = ("create_me.flag", "register_me.flag")
 run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}", fullmatch=True).filter(
@@ -81,3 +87,27 @@ def test_moved_keeps_the_folder_and_session() -> None:
     assert failed.path == Path("/d/s/2020-01-01/001/create_me.flag.failed-2")
     assert failed.claimable and failed.session_path == flag.session_path
     assert not flag.moved(FlagState.QUARANTINED, 0).claimable
+
+
+@pytest.mark.parametrize(
+    ("file_name", "flag"),
+    [
+        ("create_me.flag", True),
+        ("register_me.flag.failed-2", True),
+        ("create_me.flag.3f2a9c1e-58f0-4cf5-a3a9-0f8f0c1d2e3b.claimed", True),
+        ("create_me.flag.failed-1.run-7.claimed", True),
+        ("create_me.flag.done", True),
+        ("create_me.flag.quarantined", True),
+        ("trials.flag.npy", False),
+        ("create_me.flag.npy", False),
+        ("spikes.times.npy", False),
+        (".flag", False),
+    ],
+)
+def test_is_flag_file_knows_every_state_and_no_dataset(file_name, flag):
+    assert is_flag_file(file_name) is flag
+
+
+def test_flag_names_must_end_in_dot_flag():
+    with pytest.raises(ValueError, match=r"end in '\.flag'"):
+        name_pattern(("create_me.txt",))
