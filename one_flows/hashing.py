@@ -35,6 +35,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from one_flows.sqlite_files import connect_shared
+
 __all__ = [
     "ABOVE_MAX_MD5_SIZE",
     "CHANGED",
@@ -153,12 +155,11 @@ class DigestCache:
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = path if path == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self._db = connect_shared(self.path, timeout=timeout)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"cannot open digest cache {path}: {exc}") from exc
         try:
             self._setup()
         except sqlite3.DatabaseError as exc:
@@ -166,9 +167,6 @@ class DigestCache:
             raise ValueError(f"cannot open digest cache {path}: {exc}") from exc
 
     def _setup(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL loses at most the last commits on power loss, never consistency.
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS digests ("
             " path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"

@@ -10,9 +10,11 @@ from one_flows.registration.client import (
     DEFAULT_BATCH_SIZE,
     RegistrationClient,
     default_digest_cache_path,
+    default_ledger_path,
 )
 from one_flows.registration.errors import MemberNotFound, RegistrationError, SubjectNotFound
 from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files
+from one_flows.registration.ledger import LedgerFile, LedgerSession, RegistrationLedger
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
     NO_DATASET_TYPE,
@@ -38,14 +40,18 @@ __all__ = [
     "DatasetTypeMatcher",
     "FileOutcome",
     "FoundFiles",
+    "LedgerFile",
+    "LedgerSession",
     "MemberNotFound",
     "Outcome",
     "RegistrationClient",
     "RegistrationError",
+    "RegistrationLedger",
     "SessionKey",
     "SessionReport",
     "SubjectNotFound",
     "default_digest_cache_path",
+    "default_ledger_path",
     "ensure_ISO8601",
     "make_session_folder",
     "next_revision",

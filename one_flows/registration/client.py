@@ -12,6 +12,9 @@ The methods have the names, arguments and meanings of ONE-api's
 - Session folders are numbered atomically: concurrent ``create_new_session`` calls for one
   subject and day get different numbers.
 - Files are hashed in parallel threads, through a persistent `DigestCache`.
+- A `RegistrationLedger` remembers what this machine registered: a session whose files are
+  unchanged since is reported without a request (``recheck=True`` asks the target anyway; see
+  `one_flows.registration.ledger` for what the ledger cannot see).
 - Reference records (subjects, users) are looked up once per client, not once per session.
 """
 
@@ -19,22 +22,47 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import stat
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import cycle, repeat
 from pathlib import Path
 from typing import Any, Literal
 
+import requests
+
 from one_flows.alf import get_session_path, is_uuid_string
-from one_flows.alyx import AlyxClient
+from one_flows.alyx import AlyxClient, AlyxTransientError
 from one_flows.hashing import ABOVE_MAX_MD5_SIZE, DigestCache, hash_files
 from one_flows.registration.errors import MemberNotFound, SubjectNotFound
-from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files, walk_session
+from one_flows.registration.files import (
+    Classifier,
+    DatasetTypeMatcher,
+    FoundFiles,
+    link_problem,
+    relative_files,
+    scan_files,
+    walk_session,
+)
+from one_flows.registration.ledger import (
+    LedgerFile,
+    LedgerSession,
+    RegistrationLedger,
+    same_fields,
+    settled,
+    stat_identity,
+)
 from one_flows.registration.outcomes import (
+    AMBIGUOUS_TYPE,
+    NO_DATASET_TYPE,
+    NOT_ALF,
     NOT_IN_SESSION,
     PROTECTED,
+    UNKNOWN_EXTENSION,
     FileOutcome,
     Outcome,
     SessionReport,
@@ -56,7 +84,12 @@ from one_flows.targets import (
     RegistrationTarget,
 )
 
-__all__ = ["DEFAULT_BATCH_SIZE", "RegistrationClient", "default_digest_cache_path"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "RegistrationClient",
+    "default_digest_cache_path",
+    "default_ledger_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +97,12 @@ DEFAULT_BATCH_SIZE = 1000
 """Files per ``register-file`` request; a session with more files is sent in several."""
 
 NO_HASH = f"{ABOVE_MAX_MD5_SIZE}: registered without a hash"
+CREATE_SETTLE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between look-ups for a session whose creation request timed out, before giving up."""
 ProtectedMode = Literal["revision", "fail"]
+LEDGER_FILE_NAME = "registrations.sqlite"
+_CLASSIFIED = frozenset({NOT_ALF, UNKNOWN_EXTENSION, NO_DATASET_TYPE, AMBIGUOUS_TYPE})
+"""Skip reasons that depend only on a file's name and the target's dataset types."""
 
 
 def default_digest_cache_path() -> Path:
@@ -78,6 +116,23 @@ def default_digest_cache_path() -> Path:
         return Path(folder) / "digests.sqlite"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "one_flows" / "digests.sqlite"
+
+
+def default_ledger_path() -> Path:
+    """Where the registration ledger is kept unless told otherwise: ``registrations.sqlite``
+    beside the default digest cache (see `default_digest_cache_path`)."""
+    return default_digest_cache_path().with_name(LEDGER_FILE_NAME)
+
+
+def _ledger_beside(digest_cache: DigestCache | str | os.PathLike[str] | bool) -> str | Path | None:
+    """The ledger that goes with a digest cache setting: beside its file, in memory with an
+    in-memory cache, and none without a cache (then a file's stat is not trusted)."""
+    if digest_cache is False:
+        return None
+    if digest_cache is True:
+        return default_ledger_path()
+    path = digest_cache.path if isinstance(digest_cache, DigestCache) else digest_cache
+    return ":memory:" if path == ":memory:" else Path(path).with_name(LEDGER_FILE_NAME)
 
 
 @dataclass(slots=True)
@@ -136,6 +191,9 @@ class RegistrationClient:
             ``create_sessions``.
         hash_workers: threads hashing files (default: one per CPU).
         batch_size: files per registration request.
+        ledger: a `RegistrationLedger`, the path of one, False for none, or True (the default)
+            for ``registrations.sqlite`` beside the digest cache's file (in memory with an
+            in-memory digest cache; none with ``digest_cache=False``).
     """
 
     def __init__(
@@ -147,6 +205,7 @@ class RegistrationClient:
         max_workers: int = 4,
         hash_workers: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        ledger: RegistrationLedger | str | os.PathLike[str] | bool = True,
     ) -> None:
         if target is None:
             target = AlyxClient()
@@ -161,6 +220,8 @@ class RegistrationClient:
         self.batch_size = batch_size
         self._digest_setting = digest_cache
         self._digests: DigestCache | None = None
+        self._ledger_setting = ledger
+        self._ledger: RegistrationLedger | None = None
         self._matcher: DatasetTypeMatcher | None = None
         self._known: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -197,12 +258,26 @@ class RegistrationClient:
                     self._digests = DigestCache(path)
             return self._digests
 
+    def _registration_ledger(self) -> RegistrationLedger | None:
+        with self._lock:
+            if self._ledger is None and self._ledger_setting is not False:
+                setting = self._ledger_setting
+                if isinstance(setting, RegistrationLedger):
+                    self._ledger = setting
+                else:
+                    path = _ledger_beside(self._digest_setting) if setting is True else setting
+                    self._ledger = None if path is None else RegistrationLedger(path)
+            return self._ledger
+
     def close(self) -> None:
-        """Close the digest cache if this client opened it."""
+        """Close the digest cache and the ledger if this client opened them."""
         with self._lock:
             if self._digests is not None and self._digests is not self._digest_setting:
                 self._digests.close()
+            if self._ledger is not None and self._ledger is not self._ledger_setting:
+                self._ledger.close()
             self._digests = None
+            self._ledger = None
 
     def assert_exists(self, member: str | Iterable[str], endpoint: str) -> Any:
         """Return the record(s) of ``member`` (a name or several) in ``endpoint``.
@@ -262,6 +337,8 @@ class RegistrationClient:
         ses_path: str | os.PathLike[str],
         users: str | Iterable[str] | None = None,
         file_list: bool | Iterable[str | os.PathLike[str]] = True,
+        *,
+        recheck: bool = False,
         **kwargs: Any,
     ) -> SessionReport:
         """Create the session record of a folder, or update the one that exists, and register
@@ -275,44 +352,111 @@ class RegistrationClient:
         (``repository``, ``created_by``, ``server_only``, ``default``, ``versions``,
         ``max_md5_size``, ``protected``); others are sent as session fields.
 
+        With a ledger, a session it holds whose files all have their recorded stat (and whose
+        fields, if given, are those last sent from here) is reported as all ``unchanged``
+        without asking the target; files the ledger knows are not matched against the dataset
+        types again. The ledger misses what others changed on the target (a deleted dataset, a
+        new dataset type): ``recheck=True`` asks the target whatever the ledger says.
+
         Raises:
             ValueError, TypeError: a bad argument; nothing was sent.
             SubjectNotFound, MemberNotFound: an unknown subject or user.
         """
         key = SessionKey.from_path(ses_path)
         file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
+        _check_file_options(
+            file_options.get("protected", "revision"), file_options.get("max_md5_size")
+        )
         fields = session_changes(key, users, kwargs)
-        files = self._session_files(key, file_list)
-        self._require("subjects", key.subject)
+        ledger = self._registration_ledger()
+        entry = None if ledger is None else ledger.session(self.target.label, key.path)
+        if entry is not None and not recheck:
+            if file_list is True:
+                rel_paths = relative_files(key.path)
+            else:
+                listed = _listed(key, file_list) or []
+                rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
+            report = _report_from_ledger(key, entry, fields, rel_paths, file_options)
+            if report is not None:
+                logger.info("%s (all as in the ledger)", report.summary())
+                return report
+        trusted = None if recheck else entry
+        classifier = _Classifier(self._dataset_type_matcher, trusted)
+        files = self._session_files(key, file_list, classifier)
+        if trusted is None:
+            self._require("subjects", key.subject)
         for user in fields.get("users", ()):
             self._require("users", user)
         session, created = self._create_or_update(key, fields)
         report = SessionReport(key.path, session, created)
-        if files is None:
-            return report
-        paths, skipped = files
-        known = [] if created else self.target.session_datasets(session["id"])
-        report.files = sorted(
-            [*skipped, *self._register(paths, known={key.path: known}, **file_options)],
-            key=lambda outcome: outcome.path,
-        )
-        logger.info("%s", report.summary())
+        stats: dict[Path, os.stat_result] = {}
+        if files is not None:
+            paths, skipped = files
+            if ledger is not None:
+                stats = _settled_stats(paths)
+            known = [] if created else self.target.session_datasets(session["id"])
+            registered = self._register(
+                paths, known={key.path: known}, classifier=classifier, **file_options
+            )
+            report.files = sorted([*skipped, *registered], key=lambda outcome: outcome.path)
+            logger.info("%s", report.summary())
+        if ledger is not None:
+            self._remember(
+                ledger, key, report, fields, entry, stats, file_list is True, file_options
+            )
         return report
 
     def _session_files(
-        self, key: SessionKey, file_list: bool | Iterable[str | os.PathLike[str]]
+        self,
+        key: SessionKey,
+        file_list: bool | Iterable[str | os.PathLike[str]],
+        classifier: Classifier,
     ) -> tuple[list[Path], list[FileOutcome]] | None:
         """The files to register and those skipped, or None for no file registration."""
         if file_list is True:
-            found = self.find_files(key.path)
+            found = walk_session(key.path, classifier)
             return list(found), found.skipped
-        if file_list is False or file_list is None:
-            return None
-        paths = [Path(p) for p in ([file_list] if isinstance(file_list, str) else file_list)]
-        outside = [p for p in paths if get_session_path(p) != key.path]
-        if outside:
-            raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
-        return paths, []
+        paths = _listed(key, file_list)
+        return None if paths is None else (paths, [])
+
+    def _remember(
+        self,
+        ledger: RegistrationLedger,
+        key: SessionKey,
+        report: SessionReport,
+        fields: dict[str, Any],
+        entry: LedgerSession | None,
+        stats: dict[Path, os.stat_result],
+        whole_folder: bool,
+        file_options: dict[str, Any],
+    ) -> None:
+        """Record in the ledger what the target confirmed of a session's registration."""
+        assert report.session is not None and report.eid is not None
+        same = entry is not None and entry.eid == report.eid
+        kept_fields = fields or (entry.fields if entry is not None and same else None)
+        updated = LedgerSession(report.eid, report.session, kept_fields)
+        covered: set[str] = set()
+        for outcome in report.files:
+            if outcome.rel_path is None:
+                continue
+            covered.add(outcome.rel_path)
+            if outcome.moved_from is not None:
+                covered.add(outcome.moved_from.relative_to(key.path).as_posix())
+            if outcome.status in (Outcome.CREATED, Outcome.UNCHANGED):
+                previous = entry.files.get(outcome.rel_path) if entry and same else None
+                st = stats.get(outcome.moved_from or outcome.path)
+                row = _ledger_file(outcome, st, file_options.get("repository"), previous)
+                if row is not None:
+                    updated.files[row.rel_path] = row
+            elif outcome.status is Outcome.SKIPPED and outcome.reason in _CLASSIFIED:
+                updated.skipped[outcome.rel_path] = outcome.reason
+        try:
+            ledger.record(
+                self.target.label, key.path, updated, covered if same and not whole_folder else None
+            )
+        except sqlite3.Error as exc:
+            # The target holds the registration; the next run only asks it again.
+            logger.warning("%s: registered, but not recorded in %r: %s", key.path, ledger, exc)
 
     def _create_or_update(
         self, key: SessionKey, fields: dict[str, Any]
@@ -342,7 +486,29 @@ class RegistrationClient:
         if not record["users"]:
             del record["users"]  # the target's default: the requesting user
         record.setdefault("start_time", ensure_ISO8601(key.date))
-        return self.target.create_session(record), True
+        try:
+            return self.target.create_session(record), True
+        except AlyxTransientError as exc:
+            if not isinstance(exc.__cause__, requests.Timeout):
+                raise
+            # The server may still be creating it: a retry that looked now would post another.
+            session = self._await_created(key)
+            if session is None:
+                raise
+            return session, True
+
+    def _await_created(self, key: SessionKey) -> dict[str, Any] | None:
+        """The record of a session whose creation timed out, once the server shows it."""
+        for wait in CREATE_SETTLE_WAITS:
+            time.sleep(wait)
+            try:
+                found = self.target.find_sessions(key.subject, key.date, int(key.number))
+            except AlyxTransientError:
+                continue
+            if found:
+                logger.info("%s: the timed-out request created %s", key.relative, found[0]["id"])
+                return found[0]
+        return None
 
     def register_sessions(
         self, session_paths: Iterable[str | os.PathLike[str]], **kwargs: Any
@@ -410,10 +576,7 @@ class RegistrationClient:
         Iterating over the result gives the registrable files; ``skipped`` says why each other
         file is not (not ALF, unknown extension, no dataset type, several dataset types).
         """
-        path = Path(session_path)
-        if not path.is_dir():
-            raise NotADirectoryError(f"{path} is not a folder")
-        return walk_session(path, self._dataset_type_matcher())
+        return walk_session(Path(session_path), self._dataset_type_matcher())
 
     def register_files(
         self,
@@ -461,6 +624,7 @@ class RegistrationClient:
         paths: list[Path],
         *,
         known: dict[Path, list[RegisteredDataset]] | None = None,
+        classifier: Classifier | None = None,
         versions: str | Iterable[str | None] | None = None,
         max_md5_size: int | None = None,
         dry: bool = False,
@@ -472,10 +636,7 @@ class RegistrationClient:
         protected: ProtectedMode = "revision",
         **extra: Any,
     ) -> Any:
-        if protected not in ("revision", "fail"):
-            raise ValueError(f'protected must be "revision" or "fail", not {protected!r}')
-        if max_md5_size is not None and (isinstance(max_md5_size, bool) or max_md5_size < 0):
-            raise ValueError(f"max_md5_size must be a non-negative integer, not {max_md5_size!r}")
+        _check_file_options(protected, max_md5_size)
         options = _FileOptions(
             created_by=created_by or self.target.user,
             repository=repository,
@@ -486,7 +647,7 @@ class RegistrationClient:
             extra=extra,
         )
         outcomes: list[FileOutcome | None] = [None] * len(paths)
-        candidates = self._candidates(paths, versions, outcomes)
+        candidates = self._candidates(paths, versions, outcomes, classifier)
         self._hash(candidates, max_md5_size, outcomes)
         by_session: dict[Path, list[_Candidate]] = {}
         for c in candidates:
@@ -514,9 +675,10 @@ class RegistrationClient:
         paths: list[Path],
         versions: str | Iterable[str | None] | None,
         outcomes: list[FileOutcome | None],
+        classifier: Classifier | None = None,
     ) -> list[_Candidate]:
         """The registrable files; the others get their skipped outcome in ``outcomes``."""
-        matcher = self._dataset_type_matcher()
+        matcher = classifier or self._dataset_type_matcher()
         candidates = []
         for index, (path, version) in enumerate(zip(paths, _versions(versions), strict=False)):
             session = get_session_path(path)
@@ -525,6 +687,10 @@ class RegistrationClient:
                 continue
             session = Path(session)
             rel_path = path.relative_to(session).as_posix()
+            problem = link_problem(path, session)
+            if problem is not None:
+                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path)
+                continue
             dataset_type, reason, _ = matcher.classify(rel_path)
             if dataset_type is None:
                 outcomes[index] = FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path)
@@ -776,3 +942,133 @@ def _move(c: _Candidate, new_rel_path: str) -> str | None:
     logger.info("moved %s to %s: its dataset is protected", c.path, target)
     c.moved_from, c.path, c.rel_path = c.path, target, new_rel_path
     return None
+
+
+def _check_file_options(protected: Any, max_md5_size: Any) -> None:
+    if protected not in ("revision", "fail"):
+        raise ValueError(f'protected must be "revision" or "fail", not {protected!r}')
+    if max_md5_size is not None and (
+        isinstance(max_md5_size, bool) or not isinstance(max_md5_size, int) or max_md5_size < 0
+    ):
+        raise ValueError(f"max_md5_size must be a non-negative integer, not {max_md5_size!r}")
+
+
+def _listed(
+    key: SessionKey, file_list: bool | Iterable[str | os.PathLike[str]]
+) -> list[Path] | None:
+    """The files of an explicit ``file_list``; None for ``False`` (no file registration)."""
+    if file_list is False or file_list is None:
+        return None
+    paths = [Path(p) for p in ([file_list] if isinstance(file_list, str) else file_list)]
+    outside = [p for p in paths if get_session_path(p) != key.path]
+    if outside:
+        raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
+    return paths
+
+
+class _Classifier:
+    """Classifies files as the ledger recorded them; the target's dataset types (read on first
+    need) decide only for files the ledger does not know."""
+
+    def __init__(
+        self, matcher: Callable[[], DatasetTypeMatcher], entry: LedgerSession | None
+    ) -> None:
+        self._matcher = matcher
+        self._entry = entry
+
+    def classify(self, rel_path: str) -> tuple[str | None, str | None, list[str]]:
+        if self._entry is not None:
+            if (known := self._entry.files.get(rel_path)) is not None:
+                return known.dataset_type, None, [known.dataset_type]
+            if (reason := self._entry.skipped.get(rel_path)) is not None:
+                return None, reason, []
+        return self._matcher().classify(rel_path)
+
+
+def _report_from_ledger(
+    key: SessionKey,
+    entry: LedgerSession,
+    fields: dict[str, Any],
+    rel_paths: list[str],
+    file_options: dict[str, Any],
+) -> SessionReport | None:
+    """The report of a session the ledger shows as registered as it is, or None when it does
+    not (a new, changed or unknown file, or session fields not sent from here before)."""
+    if fields and not same_fields(fields, entry.fields):
+        return None
+    repository, max_md5_size = file_options.get("repository"), file_options.get("max_md5_size")
+    folder = os.fspath(key.path)
+    outcomes = []
+    for rel_path in sorted(rel_paths, key=lambda rel: rel.split("/")):
+        path = key.path / rel_path
+        if (reason := entry.skipped.get(rel_path)) is not None:
+            outcomes.append(FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path))
+            continue
+        known = entry.files.get(rel_path)
+        try:
+            st = os.stat(f"{folder}/{rel_path}", follow_symlinks=False)
+        except OSError:
+            return None
+        # Symbolic links are left to registration, which checks where they lead.
+        if (
+            stat.S_ISLNK(st.st_mode)
+            or known is None
+            or not known.matches(st, repository, max_md5_size)
+        ):
+            return None
+        outcomes.append(
+            FileOutcome(
+                path,
+                Outcome.UNCHANGED,
+                rel_path=rel_path,
+                dataset_type=known.dataset_type,
+                md5=known.md5,
+                size=known.identity[0],
+                dataset={"id": known.dataset_id},
+            )
+        )
+    return SessionReport(key.path, entry.record, False, outcomes)
+
+
+def _settled_stats(paths: list[Path]) -> dict[Path, os.stat_result]:
+    """The stats of the files whose stat identifies their content (see `ledger.settled`)."""
+    now = time.time_ns()
+    stats = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if settled(st, now):
+            stats[path] = st
+    return stats
+
+
+def _ledger_file(
+    outcome: FileOutcome,
+    st: os.stat_result | None,
+    repository: str | None,
+    previous: LedgerFile | None,
+) -> LedgerFile | None:
+    """The ledger row of a file the target holds, or None when its stat was not taken before
+    hashing, or does not match what was hashed."""
+    dataset_id = (outcome.dataset or {}).get("id")
+    if st is None or dataset_id is None or outcome.rel_path is None or outcome.dataset_type is None:
+        return None
+    if st.st_size != outcome.size:
+        return None
+    repositories = frozenset([repository] if repository else [])
+    if (
+        previous is not None
+        and previous.identity == stat_identity(st)
+        and previous.md5 == outcome.md5
+    ):
+        repositories |= previous.repositories
+    return LedgerFile(
+        outcome.rel_path,
+        outcome.dataset_type,
+        stat_identity(st),
+        outcome.md5,
+        dataset_id,
+        repositories,
+    )

@@ -15,10 +15,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase, translate
 from pathlib import Path
+from typing import Protocol
 
 from one_flows.alf import filename_parts, is_valid, rel_path_parts
+from one_flows.flags import is_flag_file
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
+    BROKEN_LINK,
+    LINK_LEAVES_SESSION,
     NO_DATASET_TYPE,
     NOT_ALF,
     UNKNOWN_EXTENSION,
@@ -27,7 +31,25 @@ from one_flows.registration.outcomes import (
 )
 from one_flows.targets import DatasetType
 
-__all__ = ["DatasetTypeMatcher", "FoundFiles", "scan_files", "walk_session"]
+__all__ = [
+    "Classifier",
+    "DatasetTypeMatcher",
+    "FoundFiles",
+    "link_problem",
+    "relative_files",
+    "scan_files",
+    "session_files",
+    "walk_session",
+]
+
+
+class Classifier(Protocol):
+    """Tells whether a path relative to its session folder is registrable, as which type."""
+
+    def classify(self, rel_path: str) -> tuple[str | None, str | None, list[str]]:
+        """(dataset type, None, [the type]) for a registrable file, else (None, the reason it
+        is not, the matching types when there are several)."""
+        ...
 
 
 class DatasetTypeMatcher:
@@ -116,11 +138,49 @@ class FoundFiles:
         return self._skipped_for(AMBIGUOUS_TYPE)
 
 
-def walk_session(session_path: Path, matcher: DatasetTypeMatcher) -> FoundFiles:
-    """Classify every file under a session folder; hidden files and folders are ignored."""
+def session_files(session_path: Path) -> list[Path]:
+    """Every file under a session folder, sorted; hidden files and folders, and flag files in
+    any state (some are valid ALF names, such as ``create_me.flag.done``), are ignored.
+
+    Raises:
+        NotADirectoryError: ``session_path`` is not a folder.
+    """
+    return [session_path / rel_path for rel_path in relative_files(session_path)]
+
+
+def relative_files(session_path: Path) -> list[str]:
+    """The files of ``session_files``, in its order, as POSIX paths relative to the folder."""
+    if not session_path.is_dir():
+        raise NotADirectoryError(f"{session_path} is not a folder")
+    # Sorting on the path elements gives the order of sorted Path objects, at a fraction of
+    # the cost.
+    return sorted(_walk(os.fspath(session_path), ""), key=lambda rel_path: rel_path.split("/"))
+
+
+def link_problem(path: Path, session_path: Path) -> str | None:
+    """Why a file must not be read: a broken symbolic link, or one leading out of the session
+    folder (through the file or a folder on its path); None for a file inside it."""
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        return BROKEN_LINK if path.is_symlink() else None
+    except (OSError, RuntimeError):  # a symbolic link loop
+        return BROKEN_LINK
+    if not real.is_relative_to(session_path.resolve()):
+        return LINK_LEAVES_SESSION
+    return None
+
+
+def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
+    """Classify every file under a session folder; hidden files and folders are ignored, and
+    symbolic links leading out of the session folder are skipped unread."""
     found = FoundFiles(session_path)
-    for path in sorted(_walk(session_path)):
-        rel_path = path.relative_to(session_path).as_posix()
+    for rel_path in relative_files(session_path):
+        path = session_path / rel_path
+        problem = link_problem(path, session_path) if path.is_symlink() else None
+        if problem is not None:
+            found.skipped.append(FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path))
+            continue
         dataset_type, reason, types = matcher.classify(rel_path)
         if dataset_type is not None:
             found.datasets[path] = dataset_type
@@ -131,15 +191,16 @@ def walk_session(session_path: Path, matcher: DatasetTypeMatcher) -> FoundFiles:
     return found
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: str, prefix: str) -> Iterator[str]:
+    """The files under ``folder``, as ``prefix`` followed by their path relative to it."""
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or is_flag_file(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(Path(entry.path))
+                yield from _walk(entry.path, f"{prefix}{entry.name}/")
             elif entry.is_file():
-                yield Path(entry.path)
+                yield prefix + entry.name
 
 
 def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:

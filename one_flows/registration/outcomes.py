@@ -10,6 +10,8 @@ from typing import Any
 
 __all__ = [
     "AMBIGUOUS_TYPE",
+    "BROKEN_LINK",
+    "LINK_LEAVES_SESSION",
     "NOT_ALF",
     "NOT_IN_SESSION",
     "NO_DATASET_TYPE",
@@ -26,6 +28,8 @@ UNKNOWN_EXTENSION = "file extension of no data format"
 NO_DATASET_TYPE = "matches no dataset type"
 AMBIGUOUS_TYPE = "matches several dataset types"
 PROTECTED = "protected dataset"
+BROKEN_LINK = "broken symbolic link"
+LINK_LEAVES_SESSION = "symbolic link to a file outside the session folder: never read"
 
 
 class Outcome(StrEnum):
@@ -69,6 +73,7 @@ class SessionReport:
     ``created`` tells whether this call created the session record (False: it existed and was
     updated). ``error`` is set only by the batch methods (``register_sessions``,
     ``create_sessions``) when something stopped this session; other sessions went on.
+    ``attempts`` counts the tries it took, where a caller retries (the Prefect task does).
     """
 
     session_path: Path
@@ -76,6 +81,7 @@ class SessionReport:
     created: bool = False
     files: list[FileOutcome] = field(default_factory=list)
     error: BaseException | None = None
+    attempts: int = 1
 
     @property
     def eid(self) -> str | None:

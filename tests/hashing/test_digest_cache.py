@@ -224,3 +224,31 @@ def test_concurrent_processes_share_one_cache_file(tmp_path):
             st = SimpleNamespace(st_size=i, st_mtime_ns=i, st_ino=i, st_dev=1)
             for tag in ("left", "right", "shared"):
                 assert cache.get(f"/{tag}/{i}", st) == f"{i:032x}"
+
+
+def test_opening_waits_while_another_process_switches_the_file_to_wal(tmp_path, monkeypatch):
+    """SQLite answers "database is locked" at once, without its busy timeout, when two processes
+    switch a new file to write-ahead logging together: the opener tries again."""
+    real_connect = sqlite3.connect
+    refusals = []
+
+    class Busy:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql, *args):
+            if sql == "PRAGMA journal_mode=WAL" and len(refusals) < 2:
+                refusals.append(sql)
+                raise sqlite3.OperationalError("database is locked")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: Busy(real_connect(*a, **k)))
+    with DigestCache(tmp_path / "digests.sqlite", timeout=5) as cache:
+        assert len(refusals) == 2
+        assert cache.get(tmp_path / "nothing", os.stat(tmp_path)) is None
+    monkeypatch.undo()
+    mode = real_connect(tmp_path / "digests.sqlite").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)

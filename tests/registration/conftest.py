@@ -23,7 +23,7 @@ GOOD_FILES = {
 }
 BAD_FILES = {
     "alf/foo.bar.npy": b"no dataset type",
-    "create_me.flag": b"",
+    "notes.txt": b"not ALF",
     "alf/spikes.times.xyz": b"no data format",
 }
 

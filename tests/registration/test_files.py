@@ -71,7 +71,7 @@ def test_find_files_agrees_with_one_api_and_explains_the_rest(
     }
     assert {f.rel_path: f.reason for f in found.skipped} == {
         "alf/foo.bar.npy": NO_DATASET_TYPE,
-        "create_me.flag": NOT_ALF,
+        "notes.txt": NOT_ALF,
         "alf/spikes.times.xyz": UNKNOWN_EXTENSION,
     }
     assert found.unmatched == [path / "alf/foo.bar.npy"]
@@ -125,8 +125,15 @@ def test_scan_files_refuses_bad_input(tmp_path):
         scan_files(tmp_path / "nowhere", "**/x")
 
 
-def test_walk_ignores_nothing_but_hidden_entries(client, make_session):
-    path = make_session({"alf/spikes.times.npy": b"x", ".DS_Store": b"", "alf/.tmp.a.npy": b""})
+def test_walk_ignores_nothing_but_hidden_entries_and_flags(client, make_session):
+    flags = {
+        "create_me.flag": b"",
+        "create_me.flag.run-1.claimed": b"",
+        "create_me.flag.done": b"",  # valid ALF names, but never data
+        "create_me.flag.quarantined": b"",
+    }
+    hidden = {".DS_Store": b"", "alf/.tmp.a.npy": b""}
+    path = make_session({"alf/spikes.times.npy": b"x", **hidden, **flags})
     found = client.find_files(path)
     assert list(found) == [path / "alf/spikes.times.npy"]
     assert found.skipped == []

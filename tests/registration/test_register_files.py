@@ -97,7 +97,7 @@ def test_every_input_gets_an_outcome_in_input_order(client, make_session, tmp_pa
     assert [o.path for o in outcomes] == inputs
     reasons = {o.path.name: (o.status, o.reason) for o in outcomes}
     assert reasons["foo.bar.npy"] == (Outcome.SKIPPED, NO_DATASET_TYPE)
-    assert reasons["create_me.flag"] == (Outcome.SKIPPED, NOT_ALF)
+    assert reasons["notes.txt"] == (Outcome.SKIPPED, NOT_ALF)
     assert reasons["spikes.times.xyz"] == (Outcome.SKIPPED, UNKNOWN_EXTENSION)
     assert reasons["licks.times.npy"] == (Outcome.SKIPPED, NOT_IN_SESSION)
     assert reasons["_ibl_trials.intervals.npy"] == (Outcome.SKIPPED, "missing")

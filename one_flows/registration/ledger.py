@@ -1,0 +1,277 @@
+"""The registration ledger: what this machine registered, to which target, from which files.
+
+`RegistrationClient.register_session` consults the ledger first. When it holds the session (its
+record and the fields this machine last gave it) and every file of the call is in it (a dataset
+whose file still has the recorded size, mtime_ns, inode and device, or a file known not to be
+registrable), the session is reported as all ``unchanged`` without a single request to the target.
+Otherwise registration asks the target as usual, and the ledger is brought up to date.
+
+What the ledger guarantees:
+
+- It is a subset of the target's state as this machine saw it: a row is written only after the
+  target confirmed the registration (or showed the dataset with the same size and hash). A crash
+  between the target's answer and the ledger write only costs the next run its round trips.
+- A local change is never hidden: a file whose size, mtime_ns, inode or device changed, a new
+  file, a file modified less than ``RACY_WINDOW_NS`` before it was registered (a same-size
+  rewrite within the filesystem's timestamp granularity would keep its stat) and new session
+  fields all send the session to the target.
+- Several threads and processes may share one ledger file (write-ahead logging; a writer waits
+  up to ``timeout`` seconds for the lock). Each session's rows are replaced in one transaction.
+
+What the ledger cannot see, because it never asks the target: changes made there by someone
+else. A dataset or session deleted or edited on the server, a session record changed by another
+user, new dataset types that would make a skipped file registrable, or the target itself
+replaced by another database at the same address (a test server restarted on a recycled port).
+``register_session(..., recheck=True)`` asks the target whatever the ledger says, re-registers
+what is missing and corrects the ledger; ``RegistrationClient(ledger=False)`` never uses one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from one_flows.hashing import RACY_WINDOW_NS
+from one_flows.sqlite_files import connect_shared
+
+__all__ = [
+    "LedgerFile",
+    "LedgerSession",
+    "RegistrationLedger",
+    "StatIdentity",
+    "same_fields",
+    "settled",
+    "stat_identity",
+]
+
+_SCHEMA_VERSION = 1
+
+StatIdentity = tuple[int, int, int, int]
+"""A file's (size, mtime_ns, inode, device): what changes when its content may have."""
+
+
+def stat_identity(st: os.stat_result) -> StatIdentity:
+    """The `StatIdentity` of a stat result."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
+
+def settled(st: os.stat_result, stat_time_ns: int) -> bool:
+    """Whether a file stat'ed at ``stat_time_ns`` was last modified long enough before for its
+    stat to identify its content (see ``RACY_WINDOW_NS``)."""
+    return stat_time_ns - st.st_mtime_ns >= RACY_WINDOW_NS
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFile:
+    """A file registered as dataset ``dataset_id`` while its stat was ``identity``.
+
+    ``md5`` is None for a file registered without a hash; ``repositories`` are the data
+    repositories it was registered to (empty: none named).
+    """
+
+    rel_path: str
+    dataset_type: str
+    identity: StatIdentity
+    md5: str | None
+    dataset_id: str
+    repositories: frozenset[str] = frozenset()
+
+    def matches(self, st: os.stat_result, repository: str | None, max_md5_size: int | None) -> bool:
+        """Whether registering the file, now stat'ed as ``st``, would find it unchanged.
+
+        The file must have its recorded stat, have been registered to ``repository`` (when
+        one is asked for) and, if it was registered without a hash, still be exempt from
+        hashing (at least ``max_md5_size`` bytes).
+        """
+        return (
+            stat_identity(st) == self.identity
+            and (repository is None or repository in self.repositories)
+            and (self.md5 is not None or (max_md5_size is not None and st.st_size >= max_md5_size))
+        )
+
+
+@dataclass(slots=True)
+class LedgerSession:
+    """What the ledger knows of one session folder in one target.
+
+    ``record`` is the session record as the target last returned it; ``fields`` the session
+    fields this machine last sent (None: none since the record was found or created).
+    ``files`` are the registered files and ``skipped`` the files that are not registrable, with
+    the reason, both by path relative to the session folder.
+    """
+
+    eid: str
+    record: dict[str, Any]
+    fields: dict[str, Any] | None = None
+    files: dict[str, LedgerFile] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _signed64(value: int) -> int:
+    # SQLite integers are signed 64-bit; inode and device numbers may use all 64 bits.
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class RegistrationLedger:
+    """A persistent record, in an SQLite file, of the sessions and files registered from here.
+
+    Rows are keyed by the target's ``label`` (``alyx:<url>``, ``local:<folder>``) and the
+    absolute session folder, which fixes the session's lab, subject, date and number.
+    ``":memory:"`` gives a ledger that lives as long as the instance. Instances are
+    thread-safe; see the module documentation for what the ledger can and cannot know.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+        self.path = path if path == ":memory:" else Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = connect_shared(self.path, timeout=timeout)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"cannot open registration ledger {path}: {exc}") from exc
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ValueError(f"cannot open registration ledger {path}: {exc}") from exc
+
+    def _setup(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sessions ("
+            " target TEXT NOT NULL, folder BLOB NOT NULL, eid TEXT NOT NULL,"
+            " record TEXT NOT NULL, fields TEXT, PRIMARY KEY (target, folder)"
+            ") WITHOUT ROWID"
+        )
+        # A registered file has a dataset_id and a stat; a skipped file only a skip_reason.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files ("
+            " target TEXT NOT NULL, folder BLOB NOT NULL, rel_path TEXT NOT NULL,"
+            " dataset_type TEXT, skip_reason TEXT, size INTEGER, mtime_ns INTEGER,"
+            " inode INTEGER, device INTEGER, md5 TEXT, dataset_id TEXT, repositories TEXT,"
+            " PRIMARY KEY (target, folder, rel_path)"
+            ") WITHOUT ROWID"
+        )
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        elif version != _SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version}, this version of one_flows reads {_SCHEMA_VERSION}"
+            )
+
+    @staticmethod
+    def _folder(folder: str | os.PathLike[str]) -> bytes:
+        # Bytes, not str: POSIX paths need not be valid UTF-8.
+        return os.fsencode(os.path.abspath(folder))
+
+    def session(self, target: str, folder: str | os.PathLike[str]) -> LedgerSession | None:
+        """What the ledger holds for a session folder in ``target``, or None."""
+        key = (target, self._folder(folder))
+        with self._lock:
+            row = self._db.execute(
+                "SELECT eid, record, fields FROM sessions WHERE target=? AND folder=?", key
+            ).fetchone()
+            if row is None:
+                return None
+            file_rows = self._db.execute(
+                "SELECT rel_path, dataset_type, skip_reason, size, mtime_ns, inode, device, md5,"
+                " dataset_id, repositories FROM files WHERE target=? AND folder=?",
+                key,
+            ).fetchall()
+        entry = LedgerSession(
+            eid=row[0],
+            record=json.loads(row[1]),
+            fields=None if row[2] is None else json.loads(row[2]),
+        )
+        for rel_path, dtype, reason, size, mtime, inode, device, md5, did, repos in file_rows:
+            if did is None:
+                entry.skipped[rel_path] = reason
+                continue
+            entry.files[rel_path] = LedgerFile(
+                rel_path=rel_path,
+                dataset_type=dtype,
+                identity=(size, mtime, _unsigned64(inode), _unsigned64(device)),
+                md5=md5,
+                dataset_id=did,
+                repositories=frozenset(json.loads(repos)) if repos != "[]" else frozenset(),
+            )
+        return entry
+
+    def record(
+        self,
+        target: str,
+        folder: str | os.PathLike[str],
+        entry: LedgerSession,
+        covered: set[str] | None = None,
+    ) -> None:
+        """Store a session's record, and its file rows, in one transaction.
+
+        The rows of the files in ``covered`` (relative paths; None: every file of the session)
+        are replaced by those in ``entry``: a covered file that ``entry`` does not hold is
+        forgotten. Rows of other files are kept.
+        """
+        key = (target, self._folder(folder))
+        rows = [
+            (*key, f.rel_path, f.dataset_type, None, f.identity[0], f.identity[1],
+             _signed64(f.identity[2]), _signed64(f.identity[3]), f.md5, f.dataset_id,
+             _canonical(sorted(f.repositories)))
+            for f in entry.files.values()
+        ] + [
+            (*key, rel_path, None, reason, None, None, None, None, None, None, None)
+            for rel_path, reason in entry.skipped.items()
+        ]  # fmt: skip
+        fields = None if entry.fields is None else _canonical(entry.fields)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sessions (target, folder, eid, record, fields)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (*key, entry.eid, _canonical(entry.record), fields),
+                )
+                if covered is None:
+                    self._db.execute("DELETE FROM files WHERE target=? AND folder=?", key)
+                else:
+                    self._db.executemany(
+                        "DELETE FROM files WHERE target=? AND folder=? AND rel_path=?",
+                        [(*key, rel_path) for rel_path in covered],
+                    )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> RegistrationLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RegistrationLedger({str(self.path)!r})"
+
+
+def same_fields(given: dict[str, Any], recorded: dict[str, Any] | None) -> bool:
+    """Whether session fields given now are those recorded (compared as canonical JSON)."""
+    return recorded is not None and _canonical(given) == _canonical(recorded)
