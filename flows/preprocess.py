@@ -38,7 +38,7 @@ def _open(session_path: Path, cache_dir: Path) -> tuple[One, str]:
     one = One(cache_dir) if (cache_dir / "sessions.pqt").exists() else None
     local_eid = one.path2eid(session_path) if one is not None else None
     if local_eid is None:
-        update_tables(data_root(session_path), cache_dir)
+        update_tables(data_root(session_path), cache_dir, sessions=[session_path])
         one = One(cache_dir)
         local_eid = one.path2eid(session_path)
     if local_eid is None:

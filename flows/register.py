@@ -4,6 +4,10 @@
 are quiet, claims each, registers it (sessions in parallel, bounded) and completes or fails its
 claim; it publishes a table artifact with a row per session and per file and returns a
 `RegistrationSummary`. ``register-session`` registers one folder, for re-runs from the UI.
+
+Each session is one task run (`register_session_folder`), retried as a whole on transient
+faults; claims are plain file renames in the flow. The finer step tasks of `one_flows.tasks`
+are for flows of your own: a task run costs more orchestration than registering a small session.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,15 +29,11 @@ from one_flows.registration import FileOutcome, Outcome, SessionReport
 from one_flows.tasks import (
     RetrySettings,
     Target,
-    claim_session,
-    complete_claim,
-    create_or_fetch_session,
+    current_run_id,
     discover_files,
-    fail_claim,
     find_flagged_sessions,
-    hash_session_files,
     reap_stale_claims,
-    register_session_files,
+    register_session_folder,
     registration_client,
 )
 
@@ -79,6 +78,7 @@ class SessionResult(BaseModel):
     status: SessionStatus
     eid: str | None = None
     reason: str | None = None
+    retries: int = Field(default=0, description="Tries after the first (transient faults).")
     files: list[FileRow] = Field(default_factory=list)
 
     @property
@@ -94,6 +94,11 @@ class RegistrationSummary(BaseModel):
     target: str
     dry_run: bool = False
     sessions: list[SessionResult] = Field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        """Tries after the first, over the sessions that registered."""
+        return sum(s.retries for s in self.sessions)
 
     def by_status(self, status: SessionStatus) -> list[SessionResult]:
         """The sessions with that status."""
@@ -147,6 +152,13 @@ class RegistrationOptions(BaseModel):
     keep_done_marker: bool = Field(
         default=False, description="Rename the flag of a registered session to .done."
     )
+    recheck: bool = Field(
+        default=False,
+        description=(
+            "Ask the target about every session, whatever the ledger of this machine's past "
+            "registrations says (it cannot see datasets deleted on the server)."
+        ),
+    )
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 
@@ -158,65 +170,21 @@ def _registered_types(report: SessionReport) -> list[str]:
 
 
 class SessionFailed(RuntimeError):
-    """A step of a session's registration gave up; the message names the session and step."""
+    """A session's registration gave up; the message names the session and the reason."""
 
 
-def _step(what: str, session_path: Path, call: Any, *args: Any) -> Any:
-    """Run a step task; when it gives up, raise `SessionFailed` naming the session and step."""
-    try:
-        return call(*args)
-    except Exception as exc:
-        raise SessionFailed(f"{session_path}: {what} gave up: {exc}") from exc
+def _result(session_path: Path, target: Target, report: SessionReport) -> SessionResult:
+    """The result of a registered session; ``one.session.registered`` is emitted for it.
 
-
-def _register(
-    session_path: Path,
-    target: Target,
-    options: RegistrationOptions,
-    listed: Iterable[str] | None = None,
-) -> SessionResult:
-    """Register a session folder through the step tasks.
-
-    A session whose files all registered (or were skipped) is ``registered``, and
-    ``one.session.registered`` is emitted; one with a refused file is ``failed``.
-
-    Raises:
-        SessionFailed: a step gave up (a fault that outlasted the retries, an unknown subject).
+    A session whose files all registered (or were skipped) is ``registered``; one with a
+    refused file is ``failed`` and emits nothing.
     """
-    retried = options.retry.task_options()
-    _step(
-        "creating or finding the session record",
-        session_path,
-        create_or_fetch_session.with_options(**retried),
-        session_path,
-        target,
-    )
-    found = _step(
-        "finding the files to register",
-        session_path,
-        discover_files.with_options(**retried),
-        session_path,
-        target,
-        listed,
-    )
-    files = found.to_register
-    _step("hashing files", session_path, hash_session_files, files, options.max_md5_size)
-    first = f" ({files[0].relative_to(session_path)}, ...)" if files else ""
-    report = _step(
-        f"registering {len(files)} files{first}",
-        session_path,
-        register_session_files.with_options(**retried),
-        session_path,
-        target,
-        files,
-        options.max_md5_size,
-    )
-    outcomes = sorted([*found.skipped, *report.files], key=lambda f: f.path)
     result = SessionResult(
         session_path=str(session_path),
         status="registered",
         eid=report.eid,
-        files=[FileRow.of(o, session_path) for o in outcomes],
+        retries=report.attempts - 1,
+        files=[FileRow.of(o, session_path) for o in sorted(report.files, key=lambda f: f.path)],
     )
     failed = [f for f in result.files if f.status == Outcome.FAILED]
     if failed:
@@ -226,6 +194,12 @@ def _register(
     label = registration_client(target).target.label
     emit_session_registered(report.eid, session_path, label, _registered_types(report))
     return result
+
+
+def _gave_up(session_path: Path, exc: BaseException) -> SessionResult:
+    return SessionResult(
+        session_path=str(session_path), status="failed", reason=f"{session_path}: {exc}"
+    )
 
 
 def _preview(session_path: Path, target: Target, listed: Iterable[str] | None) -> SessionResult:
@@ -241,31 +215,59 @@ def _preview(session_path: Path, target: Target, listed: Iterable[str] | None) -
     )
 
 
-@task(cache_policy=NO_CACHE, task_run_name="register-{flag.session_path}")
-def register_flagged_session(
-    flag: flags.Flag, target: Target, options: RegistrationOptions
-) -> SessionResult:
-    """Claim a flagged session, register it, and complete or fail the claim."""
-    claim = claim_session(flag)
-    if claim is None:
-        return SessionResult(
-            session_path=str(flag.session_path), status="taken", reason="claimed by another run"
-        )
-    try:
-        listed = flags.read_flag(claim.flag).files
-        result = _register(flag.session_path, target, options, listed)
-    except Exception as exc:  # the claim must end as failed, whatever stopped the session
-        result = SessionResult(
-            session_path=str(flag.session_path), status="failed", reason=str(exc)
-        )
+def _finish(claim: flags.Claim, result: SessionResult, options: RegistrationOptions) -> None:
+    """Complete the claim of a registered session; fail (or quarantine) any other."""
     if result.status == "registered":
-        complete_claim(claim, options.keep_done_marker)
-        return result
+        flags.complete(claim, keep_done_marker=options.keep_done_marker)
+        return
     get_run_logger().error("%s", result.reason)
-    moved = fail_claim(claim, result.reason or "failed", options.max_attempts)
+    moved = flags.fail(claim, result.reason or "failed", max_attempts=options.max_attempts)
     if moved.state is flags.FlagState.QUARANTINED:
         result.status = "quarantined"
-    return result
+
+
+def _register_flagged(
+    found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
+) -> list[SessionResult]:
+    """Claim each flagged session, register the claimed ones in parallel (one task run each),
+    and complete or fail each claim; one result per flag, in order."""
+    run_id = current_run_id()
+    session_task = register_session_folder.with_options(**options.retry.task_options())
+    results: list[SessionResult | None] = [None] * len(found)
+    running = []
+    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+        for i, flag in enumerate(found):
+            claim = flags.claim(flag, run_id)
+            if claim is None:
+                results[i] = SessionResult(
+                    session_path=str(flag.session_path),
+                    status="taken",
+                    reason="claimed by another run",
+                )
+                continue
+            try:
+                listed = flags.read_flag(claim.flag).files
+            except flags.FlagError as exc:
+                results[i] = _gave_up(flag.session_path, exc)
+                _finish(claim, results[i], options)
+                continue
+            parameters = {
+                "session_path": flag.session_path,
+                "target": target,
+                "listed": listed,
+                "max_md5_size": options.max_md5_size,
+                "recheck": options.recheck,
+            }
+            running.append((i, claim, runner.submit(session_task, parameters)))
+        for i, claim, future in running:
+            session_path = found[i].session_path
+            report = future.result(raise_on_failure=False)
+            if isinstance(report, BaseException):
+                results[i] = _gave_up(session_path, report)
+            else:
+                results[i] = _result(session_path, target, report)
+            _finish(claim, results[i], options)
+    return [r for r in results if r is not None]
 
 
 def _publish(summary: RegistrationSummary, key: str) -> None:
@@ -276,7 +278,7 @@ def _publish(summary: RegistrationSummary, key: str) -> None:
         key=key,
         description=(
             f"Registration of {summary.root} into {summary.target}: "
-            f"sessions {dict(sessions)}; files: {counts or 'none'}"
+            f"sessions {dict(sessions)}; files: {counts or 'none'}; retries: {summary.retries}"
         ),
     )
 
@@ -324,20 +326,7 @@ def register_new_sessions(
         return summary
     reap_stale_claims(scanned, flag)
     found = find_flagged_sessions(scanned, flag, quiet_seconds)
-    with ThreadPoolTaskRunner(max_workers=max_parallel_sessions) as runner:
-        futures = [
-            runner.submit(
-                register_flagged_session, {"flag": f, "target": target, "options": options}
-            )
-            for f in found
-        ]
-        for f, future in zip(found, futures, strict=True):
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, BaseException):
-                outcome = SessionResult(
-                    session_path=str(f.session_path), status="failed", reason=str(outcome)
-                )
-            summary.sessions.append(outcome)
+    summary.sessions = _register_flagged(found, target, options, max_parallel_sessions)
     _publish(summary, "register-new-sessions")
     return summary
 
@@ -349,7 +338,11 @@ def register_session(
     cache_dir: Path | None = None,
     options: RegistrationOptions = RegistrationOptions(),  # noqa: B008 (immutable)
 ) -> SessionResult:
-    """Register one session folder, flagged or not; its flags are left as they are.
+    """Register one session folder, flagged or not.
+
+    A session that another run holds (its flag claimed) is refused. Its pending or failed flag
+    is claimed while this run works: completed when the session is registered, given back
+    unchanged when it is not (a manual run does not count towards quarantine).
 
     Args:
         session_path: the session folder, ``[lab/Subjects/]subject/YYYY-MM-DD/NNN``.
@@ -360,12 +353,48 @@ def register_session(
     session_path = Path(session_path)
     root = data_root(session_path)
     target = Target.choose(alyx, cache_dir, root)
-    result = _register(session_path, target, options)
+    claims = _hold(session_path)
+    session_task = register_session_folder.with_options(**options.retry.task_options())
+    try:
+        report = session_task(
+            session_path, target, max_md5_size=options.max_md5_size, recheck=options.recheck
+        )
+        result = _result(session_path, target, report)
+    except Exception as exc:
+        result = _gave_up(session_path, exc)
+    for claim in claims:
+        if result.status == "registered":
+            flags.complete(claim, keep_done_marker=options.keep_done_marker)
+        else:
+            flags.release(claim, reason=f"manual run failed: {result.reason}")
     summary = RegistrationSummary(root=str(root), target=_describe(target), sessions=[result])
     _publish(summary, "register-session")
     if result.status != "registered":
         raise SessionFailed(result.reason)
     return result
+
+
+def _hold(session_path: Path) -> list[flags.Claim]:
+    """Claim a session's flags for this run.
+
+    Raises:
+        SessionFailed: another run holds the session.
+    """
+    holders = {f.run_id for f in flags.find_flags(session_path, states=[flags.FlagState.CLAIMED])}
+    claims = []
+    for flag in flags.find_flags(session_path):
+        claim = flags.claim(flag, current_run_id())
+        if claim is None:
+            holders.add("another run")
+        else:
+            claims.append(claim)
+    if holders:
+        for claim in claims:
+            flags.release(claim, reason="the session is held by another run")
+        raise SessionFailed(
+            f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
+        )
+    return claims
 
 
 def data_root(session_path: Path) -> Path:

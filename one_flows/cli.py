@@ -130,6 +130,14 @@ def register(
         float, typer.Option(min=0, help="Take only sessions whose files are unchanged this long.")
     ] = 0.0,
     max_parallel_sessions: Annotated[int, typer.Option(min=1, help="Sessions at once.")] = 4,
+    recheck: Annotated[
+        bool,
+        typer.Option(
+            "--recheck",
+            help="Ask the target about every session, whatever this machine's ledger of past "
+            "registrations says (e.g. after datasets were deleted on the server).",
+        ),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the logs of the flow and task runs.")
     ] = False,
@@ -161,7 +169,7 @@ def register(
     )
     with console.status("Waiting for the Prefect API…"):
         _start_api()
-        from flows.register import register_new_sessions
+        from flows.register import RegistrationOptions, register_new_sessions
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -178,6 +186,7 @@ def register(
                 dry_run=dry_run,
                 quiet_seconds=quiet_seconds,
                 max_parallel_sessions=max_parallel_sessions,
+                options=RegistrationOptions(recheck=recheck),
                 return_state=True,
             )
         )

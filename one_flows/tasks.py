@@ -25,22 +25,27 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
+from prefect.concurrency.sync import rate_limit
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from one_flows import flags
-from one_flows.alyx import AlyxServerError, is_transient
+from one_flows.alyx import AlyxClient, AlyxServerError, is_transient
+from one_flows.alyx.ratelimit import RateLimiter
 from one_flows.alyx.retry import retry_after
 from one_flows.alyx.settings import ENV_URL
 from one_flows.blocks import alyx_client
-from one_flows.hashing import DigestCache, hash_files
+from one_flows.hashing import DigestCache, FileHash, hash_files
 from one_flows.registration import (
     FileOutcome,
     RegistrationClient,
@@ -50,11 +55,16 @@ from one_flows.registration import (
 from one_flows.targets import AlyxTarget, LocalTarget, RegistrationTarget
 
 __all__ = [
+    "HASHING_PROGRESS_MIN_BYTES",
+    "HASH_BATCH_BYTES",
     "MAX_RETRY_AFTER",
     "SERVER_ERROR_RETRIES",
+    "SHARED_LIMIT_BATCH",
     "DiscoveredFiles",
     "RetrySettings",
+    "SharedRateLimit",
     "Target",
+    "alyx_rate_limit_name",
     "claim_session",
     "complete_claim",
     "create_or_fetch_session",
@@ -63,9 +73,12 @@ __all__ = [
     "fail_claim",
     "find_flagged_sessions",
     "flow_run_is_running",
+    "hash_file_batch",
     "hash_session_files",
+    "pace_by_shared_limit",
     "reap_stale_claims",
     "register_session_files",
+    "register_session_folder",
     "register_water_administration",
     "register_weight",
     "registration_client",
@@ -186,12 +199,107 @@ class Target(BaseModel):
         return self.cache_dir is not None
 
     def open(self) -> RegistrationTarget:
-        """A new registration target (with a new client) for these settings."""
+        """A new registration target (with a new client) for these settings.
+
+        In a flow run, an Alyx client also keeps to its server's shared rate limit, when the
+        Prefect server has one (see `pace_by_shared_limit`).
+        """
         if self.cache_dir is not None:
             return LocalTarget(self.cache_dir)
         if self.alyx and self.alyx.startswith(("http://", "https://")):
-            return AlyxTarget(alyx_client(url=self.alyx))
-        return AlyxTarget(alyx_client(block_name=self.alyx))
+            client = alyx_client(url=self.alyx)
+        else:
+            client = alyx_client(block_name=self.alyx)
+        if FlowRunContext.get() is not None:
+            pace_by_shared_limit(client)
+        return AlyxTarget(client)
+
+
+# -- the rate all workers together send to an Alyx server ----------------------------------------
+
+SHARED_LIMIT_BATCH = 10
+"""Slots a client takes at once from its Alyx server's shared rate limit, for its next requests."""
+
+
+def alyx_rate_limit_name(base_url: str) -> str:
+    """The name of the Prefect global concurrency limit that paces every worker's requests to
+    an Alyx server: ``alyx:<host[:port]>``, e.g. ``alyx:alyx.internationalbrainlab.org``."""
+    host = urlsplit(base_url).netloc.lower()
+    if not host:
+        raise ValueError(f"not an Alyx URL with a host: {base_url!r}")
+    return f"alyx:{host}"
+
+
+class SharedRateLimit:
+    """Paces one client's requests by a Prefect global concurrency limit with slot decay.
+
+    Every request takes a slot; slots are taken from Prefect ``batch`` at a time (one call to
+    the Prefect API for that many Alyx requests) and spent on the next requests. The limit's
+    decay is the rate all its users together keep to. ``local``, the client's own limiter,
+    applies as well. Has the ``acquire`` of `one_flows.alyx.ratelimit.RateLimiter`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        local: RateLimiter | None = None,
+        *,
+        batch: int = SHARED_LIMIT_BATCH,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, not {batch}")
+        self.name = name
+        self.local = local
+        self.batch = batch
+        self.timeout_seconds = timeout_seconds
+        self._left = 0
+        # Held while waiting for Prefect, so the client's threads take their turns in order.
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait until a request may start, and return the seconds waited.
+
+        Raises:
+            TimeoutError: the slots were not granted within ``timeout_seconds``.
+        """
+        waited = self.local.acquire() if self.local is not None else 0.0
+        with self._lock:
+            if self._left == 0:
+                started = time.monotonic()
+                rate_limit(self.name, occupy=self.batch, timeout_seconds=self.timeout_seconds)
+                waited += time.monotonic() - started
+                self._left = self.batch
+            self._left -= 1
+        return waited
+
+
+def pace_by_shared_limit(client: AlyxClient, timeout_seconds: float | None = None) -> bool:
+    """Make ``client`` keep to its server's shared rate limit too, if the Prefect server has an
+    active one with slot decay, named `alyx_rate_limit_name`; returns whether it does.
+
+    Create the limit once for all workers, e.g. for at most 530 requests in any minute::
+
+        prefect gcl create alyx:alyx.example.org --limit 50 --slot-decay-per-second 8
+    """
+    name = alyx_rate_limit_name(client.base_url)
+    try:
+        with get_client(sync_client=True) as prefect:
+            limit = prefect.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        return False
+    if not limit.active:
+        return False
+    if not limit.slot_decay_per_second:
+        logger.warning("global concurrency limit %s has no slot decay, so no rate: ignored", name)
+        return False
+    client.rate_limiter = SharedRateLimit(
+        name,
+        client.rate_limiter,
+        batch=min(SHARED_LIMIT_BATCH, limit.limit),
+        timeout_seconds=timeout_seconds,
+    )
+    return True
 
 
 _CLIENTS: OrderedDict[tuple[Target, str | None], RegistrationClient] = OrderedDict()
@@ -334,25 +442,89 @@ class _Progress:
         self.context.run(update_progress_artifact, self.artifact_id, percent)
 
 
+HASH_BATCH_BYTES = 1 << 30
+"""Bytes of files a `hash_file_batch` task reads, when hashing goes to the flow's task runner."""
+
+
 @task(cache_policy=NO_CACHE)
 def hash_session_files(
     paths: list[Path], max_md5_size: int | None = None, workers: int | None = None
 ) -> int:
     """Hash files in parallel into the digest cache, showing a progress artifact; returns the
-    number of files hashed (registration then reads their digests from the cache)."""
+    number of files hashed (registration then reads their digests from the cache).
+
+    With the flow's default thread pool, the files are hashed here, ``workers`` at a time. With
+    another task runner (e.g. prefect-dask's ``DaskTaskRunner``), the files not in the cache
+    are hashed in `hash_file_batch` tasks on it, so a cluster that mounts the same data shares
+    the reading.
+    """
     context = TaskRunContext.get()
     name = context.task_run.name if context else "hashing"
     artifact_id = create_progress_artifact(0.0, description=f"Hashing files ({name})")
+    progress = _Progress(artifact_id)
+    flow_run = FlowRunContext.get()
     with DigestCache(default_digest_cache_path()) as cache:
-        results = hash_files(
-            paths,
-            workers=workers,
-            max_md5_size=max_md5_size,
-            cache=cache,
-            progress=_Progress(artifact_id),
-        )
+        if flow_run is None or isinstance(flow_run.task_runner, ThreadPoolTaskRunner):
+            results = hash_files(
+                paths, workers=workers, max_md5_size=max_md5_size, cache=cache, progress=progress
+            )
+        else:
+            results = _hash_on_task_runner(paths, max_md5_size, cache, progress)
     update_progress_artifact(artifact_id, 100.0)
     return sum(1 for r in results if r.ok)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="hash-from-{paths[0].name}")
+def hash_file_batch(paths: list[Path], max_md5_size: int | None = None) -> list[FileHash]:
+    """Hash files where the task runs; the digests go back to the flow run, which caches them."""
+    return hash_files(paths, max_md5_size=max_md5_size)
+
+
+def _hash_on_task_runner(
+    paths: list[Path], max_md5_size: int | None, cache: DigestCache, progress: _Progress
+) -> list[FileHash]:
+    """Hash the files the cache lacks in `hash_file_batch` tasks of the flow's task runner,
+    about `HASH_BATCH_BYTES` a task, and cache the digests of files unchanged meanwhile."""
+    results: dict[Path, FileHash] = {}
+    before: dict[Path, os.stat_result | None] = {}
+    for path in map(Path, paths):
+        try:
+            st = path.stat()
+        except OSError:
+            st = None  # the task reports why
+        md5 = cache.get(path, st) if st is not None else None
+        if md5 is not None and st is not None:
+            results[path] = FileHash(path, st.st_size, md5, cached=True)
+        else:
+            before[path] = st
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for path, st in before.items():
+        if batches[-1] and size >= HASH_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += st.st_size if st is not None else 0
+    total = sum(st.st_size for st in before.values() if st is not None)
+    done = 0
+    futures = [hash_file_batch.submit(batch, max_md5_size) for batch in batches if batch]
+    for future in futures:
+        for hashed in future.result():
+            results[hashed.path] = hashed
+            done += hashed.size or 0
+            st = before[hashed.path]
+            if hashed.ok and st is not None and _unchanged(hashed.path, st):
+                cache.put(hashed.path, st, hashed.md5)
+        progress(done, total)
+    return [results[Path(p)] for p in paths]
+
+
+def _unchanged(path: Path, st: os.stat_result) -> bool:
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    return (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 @task(**_STEP)
@@ -363,6 +535,45 @@ def register_session_files(
     return registration_client(target).register_session(
         session_path, file_list=paths, max_md5_size=max_md5_size
     )
+
+
+HASHING_PROGRESS_MIN_BYTES = 1 << 30
+"""Sessions with less to hash show no progress artifact: it would finish before anyone looks."""
+
+
+@task(**_STEP, task_run_name="register-{session_path.name}")
+def register_session_folder(
+    session_path: Path,
+    target: Target,
+    listed: list[str] | None = None,
+    max_md5_size: int | None = None,
+    recheck: bool = False,
+) -> SessionReport:
+    """Register a session folder in one task run: its record, then its files (``listed``
+    relative paths, else every file matching a dataset type), one outcome per file.
+    ``recheck`` asks the target even when the registration ledger knows the session.
+
+    The steps are those of the step tasks above, run as library calls: a task run costs
+    ~15-20 ms of orchestration, more than the registration of a small session, and a retry
+    repeats the whole session safely (the record is looked up before it is created, the
+    register-file call is get-or-create, digests come from the cache). Sessions with more than
+    `HASHING_PROGRESS_MIN_BYTES` to hash show a progress artifact.
+    """
+    client = registration_client(target)
+    paths = None if listed is None else [session_path / p for p in listed]
+    if flags.session_activity(session_path).total_size >= HASHING_PROGRESS_MIN_BYTES:
+        to_hash = list(client.find_files(session_path)) if paths is None else paths
+        hash_session_files.fn(to_hash, max_md5_size)
+    report = client.register_session(
+        session_path,
+        file_list=True if paths is None else paths,
+        max_md5_size=max_md5_size,
+        recheck=recheck,
+    )
+    context = TaskRunContext.get()
+    if context is not None:
+        report.attempts = context.task_run.run_count
+    return report
 
 
 @task(**_STEP)

@@ -10,11 +10,16 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 
 from flows.register import register_new_sessions, register_session
 from flows.update_cache import update_cache
+from one_flows import tasks
 from one_flows.flags import find_flags
 from one_flows.one import One
 
 
-def test_without_alyx_sessions_go_into_cache_tables_of_the_root(prefect_api, sample_root):
+def test_without_alyx_sessions_go_into_cache_tables_of_the_root(
+    prefect_api, sample_root, monkeypatch
+):
+    # Every sample session counts as large, so each shows a hashing progress artifact.
+    monkeypatch.setattr(tasks, "HASHING_PROGRESS_MIN_BYTES", 0)
     state = register_new_sessions(sample_root, quiet_seconds=0, return_state=True)
     summary = state.result()
     assert summary.target == f"local:{sample_root}"
@@ -33,6 +38,13 @@ def test_without_alyx_sessions_go_into_cache_tables_of_the_root(prefect_api, sam
     assert table.type == "table"
     progress = [a for a in artifacts.values() if a.type == "progress"]
     assert len(progress) == 6 and {a.data for a in progress} == {100.0}
+
+
+def test_small_sessions_show_no_hashing_progress(prefect_api, sample_root):
+    state = register_new_sessions(sample_root, quiet_seconds=0, return_state=True)
+    assert [s.status for s in state.result().sessions] == ["registered"] * 6
+    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
+    assert [a for a in artifacts.values() if a.type == "progress"] == []
 
 
 async def _artifacts(flow_run_id) -> dict:
@@ -78,8 +90,21 @@ def test_register_session_re_registers_one_folder(prefect_api, sample_root):
     again = register_session(session)
     assert first.status == again.status == "registered" and first.eid == again.eid
     assert {f.status for f in again.files} <= {"unchanged", "skipped"}
-    assert (session / "create_me.flag").exists()  # flags are the sweep's business
+    # The flag was claimed while the session was registered, then completed: the sweep is done.
+    assert sorted(p.name for p in session.iterdir() if "flag" in p.name) == []
     assert One(sample_root).to_eid(session) == first.eid
+
+
+def test_a_failed_manual_run_gives_the_flag_back(
+    prefect_api, sample_root, alyx_server, monkeypatch
+):
+    monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
+    monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
+    session = sample_root / "hoferlab/Subjects/SWC_043/2026-01-05/001"  # unknown to this Alyx
+    state = register_session(session, alyx=alyx_server.url, return_state=True)
+    assert state.is_failed() and "SWC_043" in state.message
+    assert [p.name for p in session.iterdir() if "flag" in p.name] == ["create_me.flag"]
+    assert list(find_flags(sample_root))
 
 
 def test_register_session_fails_the_flow_when_a_step_gives_up(prefect_api, tmp_path):

@@ -1,7 +1,9 @@
 """The register-new-sessions flow against a real Prefect API and the Alyx-compatible server."""
 
 import asyncio
+import os
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -56,6 +58,28 @@ def test_new_flags_are_registered_once(prefect_api, alyx, sample_root):
     assert set(third.file_counts) <= {"unchanged", "skipped"}
     assert alyx.request_count("POST", "/sessions") == SESSIONS
     assert alyx.request_count("POST", "/register-file") == SESSIONS
+
+
+def test_the_ledger_spares_requests_unless_asked_to_recheck(prefect_api, alyx, sample_root):
+    an_hour_ago = time.time() - 3600  # the ledger does not trust files modified just now
+    for path in sample_root.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    first = _register(sample_root, alyx)
+    session = Path(first.sessions[0].session_path)
+    asked = alyx.request_count()
+    (session / "create_me.flag").touch()
+    again = _register(sample_root, alyx)
+    assert set(again.file_counts) <= {"unchanged", "skipped"}
+    assert alyx.request_count() == asked  # this machine registered it: nothing to ask
+    (session / "create_me.flag").touch()
+    rechecked = register_new_sessions(
+        sample_root,
+        alyx=alyx.url,
+        quiet_seconds=0,
+        options=RegistrationOptions(retry=FAST.retry, recheck=True),
+    )
+    assert set(rechecked.file_counts) <= {"unchanged", "skipped"}
+    assert alyx.request_count("GET", "/sessions") > 0 and alyx.request_count() > asked
 
 
 def test_transient_faults_are_retried_until_they_pass(prefect_api, alyx, sample_root):
