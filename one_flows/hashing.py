@@ -26,7 +26,6 @@ import hashlib
 import io
 import os
 import re
-import sqlite3
 import stat
 import threading
 import time
@@ -35,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from one_flows.sqlite_files import connect_shared
+from one_flows.sqlite_files import SharedSQLiteFile
 
 __all__ = [
     "ABOVE_MAX_MD5_SIZE",
@@ -68,7 +67,6 @@ ProgressCallback = Callable[[int, int], None]
 """Called with (bytes hashed so far, total bytes to hash) of a ``hash_files`` batch."""
 
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
-_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +141,7 @@ def _int64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-class DigestCache:
+class DigestCache(SharedSQLiteFile):
     """A persistent map from a file's identity to its md5, in an SQLite file.
 
     The identity is (absolute path, size, mtime_ns, inode, device); ``get`` answers only when
@@ -153,33 +151,13 @@ class DigestCache:
     private cache that lives as long as the instance.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
-        self.path = path if path == ":memory:" else Path(path)
-        self._lock = threading.Lock()
-        try:
-            self._db = connect_shared(self.path, timeout=timeout)
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"cannot open digest cache {path}: {exc}") from exc
-        try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ValueError(f"cannot open digest cache {path}: {exc}") from exc
-
-    def _setup(self) -> None:
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS digests ("
-            " path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-            " inode INTEGER NOT NULL, device INTEGER NOT NULL, md5 TEXT NOT NULL"
-            ") WITHOUT ROWID"
-        )
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        elif version != _SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version}, this version of one_flows reads {_SCHEMA_VERSION}"
-            )
+    KIND = "digest cache"
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS digests ("
+        " path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+        " inode INTEGER NOT NULL, device INTEGER NOT NULL, md5 TEXT NOT NULL"
+        ") WITHOUT ROWID",
+    )
 
     @staticmethod
     def _key(path: str | os.PathLike[str], st: os.stat_result) -> tuple[bytes, int, int, int, int]:
@@ -207,20 +185,6 @@ class DigestCache:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (*self._key(path, st), md5),
             )
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> DigestCache:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"DigestCache({str(self.path)!r})"
 
 
 def _default_workers() -> int:

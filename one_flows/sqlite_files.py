@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import ClassVar, Self
 
 
 def connect_shared(path: str | os.PathLike[str], *, timeout: float) -> sqlite3.Connection:
@@ -33,3 +35,55 @@ def connect_shared(path: str | os.PathLike[str], *, timeout: float) -> sqlite3.C
     # In WAL mode NORMAL loses at most the last commits on power loss, never consistency.
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+class SharedSQLiteFile:
+    """Base of an SQLite file with a fixed schema, shared by threads and processes.
+
+    Subclasses name their ``KIND`` (for messages), the ``TABLES`` they create and the
+    ``SCHEMA_VERSION`` they read; a file of another version is refused. ``":memory:"`` gives a
+    private database that lives as long as the instance. Instances are thread-safe: methods
+    hold ``_lock`` around their use of ``_db``.
+    """
+
+    KIND: ClassVar[str]
+    TABLES: ClassVar[tuple[str, ...]]
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+        self.path = path if path == ":memory:" else Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = connect_shared(self.path, timeout=timeout)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"cannot open {self.KIND} {path}: {exc}") from exc
+        try:
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ValueError(f"cannot open {self.KIND} {path}: {exc}") from exc
+
+    def _create_tables(self) -> None:
+        for table in self.TABLES:
+            self._db.execute(table)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
+        elif version != self.SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version}, this version of one_flows reads {self.SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"

@@ -30,14 +30,11 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from one_flows.hashing import RACY_WINDOW_NS
-from one_flows.sqlite_files import connect_shared
+from one_flows.sqlite_files import SharedSQLiteFile
 
 __all__ = [
     "LedgerFile",
@@ -48,8 +45,6 @@ __all__ = [
     "settled",
     "stat_identity",
 ]
-
-_SCHEMA_VERSION = 1
 
 StatIdentity = tuple[int, int, int, int]
 """A file's (size, mtime_ns, inode, device): what changes when its content may have."""
@@ -125,7 +120,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-class RegistrationLedger:
+class RegistrationLedger(SharedSQLiteFile):
     """A persistent record, in an SQLite file, of the sessions and files registered from here.
 
     Rows are keyed by the target's ``label`` (``alyx:<url>``, ``local:<folder>``) and the
@@ -134,42 +129,20 @@ class RegistrationLedger:
     thread-safe; see the module documentation for what the ledger can and cannot know.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
-        self.path = path if path == ":memory:" else Path(path)
-        self._lock = threading.Lock()
-        try:
-            self._db = connect_shared(self.path, timeout=timeout)
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"cannot open registration ledger {path}: {exc}") from exc
-        try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ValueError(f"cannot open registration ledger {path}: {exc}") from exc
-
-    def _setup(self) -> None:
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sessions ("
-            " target TEXT NOT NULL, folder BLOB NOT NULL, eid TEXT NOT NULL,"
-            " record TEXT NOT NULL, fields TEXT, PRIMARY KEY (target, folder)"
-            ") WITHOUT ROWID"
-        )
+    KIND = "registration ledger"
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS sessions ("
+        " target TEXT NOT NULL, folder BLOB NOT NULL, eid TEXT NOT NULL,"
+        " record TEXT NOT NULL, fields TEXT, PRIMARY KEY (target, folder)"
+        ") WITHOUT ROWID",
         # A registered file has a dataset_id and a stat; a skipped file only a skip_reason.
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files ("
-            " target TEXT NOT NULL, folder BLOB NOT NULL, rel_path TEXT NOT NULL,"
-            " dataset_type TEXT, skip_reason TEXT, size INTEGER, mtime_ns INTEGER,"
-            " inode INTEGER, device INTEGER, md5 TEXT, dataset_id TEXT, repositories TEXT,"
-            " PRIMARY KEY (target, folder, rel_path)"
-            ") WITHOUT ROWID"
-        )
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        elif version != _SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version}, this version of one_flows reads {_SCHEMA_VERSION}"
-            )
+        "CREATE TABLE IF NOT EXISTS files ("
+        " target TEXT NOT NULL, folder BLOB NOT NULL, rel_path TEXT NOT NULL,"
+        " dataset_type TEXT, skip_reason TEXT, size INTEGER, mtime_ns INTEGER,"
+        " inode INTEGER, device INTEGER, md5 TEXT, dataset_id TEXT, repositories TEXT,"
+        " PRIMARY KEY (target, folder, rel_path)"
+        ") WITHOUT ROWID",
+    )
 
     @staticmethod
     def _folder(folder: str | os.PathLike[str]) -> bytes:
@@ -256,20 +229,6 @@ class RegistrationLedger:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> RegistrationLedger:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RegistrationLedger({str(self.path)!r})"
 
 
 def same_fields(given: dict[str, Any], recorded: dict[str, Any] | None) -> bool:
