@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from .prefect_server import free_port
+from .prefect_server import end_process, free_port
 
 __all__ = [
     "TEST_SETTINGS",
@@ -256,12 +256,7 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server (a fast shutdown: open connections are ended) and remove its files."""
         if self._process is not None:
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            end_process(self._process, signal.SIGINT, timeout=30)
             self._process = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -8,6 +8,7 @@ starts `prefect server start` on a free loopback port with its own home folder a
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` to a server process and wait for it; kill it if it outlasts ``timeout``."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class PrefectServer:
@@ -122,12 +133,7 @@ class PrefectServer:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        end_process(self._process, signal.SIGTERM, timeout=15)
         self._process = None
 
     def __enter__(self) -> PrefectServer:
