@@ -72,9 +72,8 @@ def make_session(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture
-def one_registration(server: AlyxTestServer, tmp_path: Path):
-    """ONE-api's RegistrationClient, the oracle, connected to the same test server."""
+def one_api_registration(server: AlyxTestServer, cache_dir: Path):
+    """ONE-api's RegistrationClient, the oracle, connected to ``server``."""
     from one.api import ONE
     from one.registration import RegistrationClient as OneRegistrationClient
 
@@ -83,7 +82,13 @@ def one_registration(server: AlyxTestServer, tmp_path: Path):
         username=server.username,
         password=server.password,
         silent=True,
-        cache_dir=tmp_path / "one_cache",
+        cache_dir=cache_dir,
         cache_rest=None,
     )
     return OneRegistrationClient(one)
+
+
+@pytest.fixture
+def one_registration(server: AlyxTestServer, tmp_path: Path):
+    """ONE-api's RegistrationClient, the oracle, connected to the same test server."""
+    return one_api_registration(server, tmp_path / "one_cache")

@@ -15,7 +15,7 @@ from one_flows.registration import (
 )
 from one_flows.testing.server import AlyxTestServer
 
-from .conftest import BAD_FILES, GOOD_FILES, SESSION
+from .conftest import BAD_FILES, GOOD_FILES, SESSION, one_api_registration
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -65,9 +65,6 @@ def test_new_session_is_created_with_its_files(client, alyx, make_session):
 
 def test_session_record_matches_one_apis(client, alyx, make_session, server, tmp_path):
     """ONE-api registers the same folder on a second server: the records agree."""
-    from one.api import ONE
-    from one.registration import RegistrationClient as OneRegistrationClient
-
     path = make_session({})
     options = {
         "n_trials": 7,
@@ -76,16 +73,9 @@ def test_session_record_matches_one_apis(client, alyx, make_session, server, tmp
     }
     ours = client.register_session(path, **options).session
     with AlyxTestServer() as other:
-        one = ONE(
-            base_url=other.url,
-            username=other.username,
-            password=other.password,
-            silent=True,
-            cache_dir=tmp_path / "one",
-            cache_rest=None,
-        )
-        theirs, _ = OneRegistrationClient(one).register_session(path, **options)
-        theirs = one.alyx.rest("sessions", "read", id=theirs["id"])
+        oracle = one_api_registration(other, tmp_path / "one")
+        theirs, _ = oracle.register_session(path, **options)
+        theirs = oracle.one.alyx.rest("sessions", "read", id=theirs["id"])
     ignore = {"id", "url", "auto_datetime"}
     ours = alyx.get(f"/sessions/{ours['id']}")
     assert {k: v for k, v in ours.items() if k not in ignore} == {
@@ -133,23 +123,12 @@ def _count_new_sessions(register, server, paths) -> int:
 
 
 def test_requests_per_session_are_no_more_than_one_apis(client, make_session, tmp_path, server):
-    from one.api import ONE
-    from one.registration import RegistrationClient as OneRegistrationClient
-
     files = {"alf/_ibl_trials.table.pqt": b"t", "alf/spikes.times.npy": b"s"}
     paths = [make_session(files, session=f"{SESSION[:-3]}{n:03d}") for n in (1, 2, 3)]
     ours = _count_new_sessions(client.register_session, server, paths)
     ours_again = _count_new_sessions(client.register_session, server, paths)
     with AlyxTestServer() as other:
-        one = ONE(
-            base_url=other.url,
-            username=other.username,
-            password=other.password,
-            silent=True,
-            cache_dir=tmp_path / "one",
-            cache_rest=None,
-        )
-        oracle = OneRegistrationClient(one)
+        oracle = one_api_registration(other, tmp_path / "one")
         theirs = _count_new_sessions(oracle.register_session, other, paths)
         theirs_again = _count_new_sessions(oracle.register_session, other, paths)
     # ONE-api: subject, session search, user, create/update, register-file; its client also
