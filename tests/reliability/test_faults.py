@@ -71,6 +71,17 @@ def _inject(server, monkeypatch, seed: int) -> Counter:
     return fired
 
 
+def _assert_rate_near(fired: int, total: int, rate: float) -> None:
+    """Assert ``fired`` of ``total`` is within four binomial standard deviations of ``rate``.
+
+    Thread scheduling decides which request draws which roll, so the count varies from run to
+    run; with a few dozen requests a fixed interval such as 20–40 % fails one run in ten.
+    """
+    expected = rate * total
+    spread = 4 * (total * rate * (1 - rate)) ** 0.5
+    assert abs(fired - expected) <= spread, (fired, total)
+
+
 def _retries(flow_run_ids: list) -> int:
     """Task runs re-run after a failure, over the given flow runs, read from the Prefect API."""
     with get_client(sync_client=True) as client:
@@ -116,8 +127,7 @@ def test_random_faults_lose_nothing_and_duplicate_nothing(
     audit_server(alyx_server, tree).assert_exact()
     # The faults did happen, of every kind, and the flow retried through them.
     assert len(fired) >= 4 and {"drop", "delay"} & set(fired)
-    total = alyx_server.request_count()
-    assert 0.2 < sum(fired.values()) / total < 0.4
+    _assert_rate_near(sum(fired.values()), alyx_server.request_count(), FAULT_RATE)
     retries = _retries([s.state_details.flow_run_id for s in states])
     assert retries > 0
     registered = Counter(s.status for st in states for s in st.result().sessions)
