@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,8 +63,8 @@ def _api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def _start_api() -> None:
-    """Connect to the Prefect API, starting the embedded one when no server is configured."""
+def _check_api() -> None:
+    """Fail clearly when the configured Prefect API does not answer."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -147,47 +146,78 @@ def register(
     Into Alyx with --alyx (or ALYX_URL), else into ONE cache tables (in ROOT, or --cache-dir).
     The flow runs on the Prefect server in PREFECT_API_URL, or on Prefect's embedded API.
     """
-    import threading
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from one_flows.flags import find_flags
+    from one_flows.prefect_api import EmbeddedAPI
 
     if not root.is_dir():
         raise typer.BadParameter(f"{root} is not a folder", param_hint="ROOT")
     if alyx and cache_dir:
         raise typer.BadParameter("give --alyx or --cache-dir, not both")
     api = _api_url()
-    if not api:
-        # The embedded server is stopped abruptly at exit, which its services log as errors.
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    console.print(
-        f"Connecting to the Prefect API at {api}"
-        if api
-        else "Starting Prefect's embedded API (about 10 s; set PREFECT_API_URL to use a server)"
-    )
-    with console.status("Waiting for the Prefect API…"):
-        _start_api()
-        from flows.register import RegistrationOptions, register_new_sessions
+    embedded = None
+    if api:
+        console.print(f"Connecting to the Prefect API at {api}")
+    else:
+        # Started first, so that it boots while this process imports and scans the folder.
+        embedded = EmbeddedAPI().launch()
+        console.print(
+            "Starting Prefect's embedded API (about 10 s; set PREFECT_API_URL to use a server)"
+        )
+    try:
+        _register(
+            root,
+            embedded,
+            alyx=alyx,
+            cache_dir=cache_dir,
+            flag=flag,
+            dry_run=dry_run,
+            quiet_seconds=quiet_seconds,
+            max_parallel_sessions=max_parallel_sessions,
+            recheck=recheck,
+            verbose=verbose,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _register(
+    root: Path,
+    embedded: Any,
+    *,
+    flag: str,
+    dry_run: bool,
+    recheck: bool,
+    verbose: bool,
+    **parameters: Any,
+) -> None:
+    """Run the flow on the configured API or on ``embedded``, with a progress bar and a summary."""
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from flows.register import RegistrationOptions, register_new_sessions
+    from one_flows.flags import find_flags
+
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.WARNING)
     found = list(find_flags(root, (flag,)))
+    with console.status("Waiting for the Prefect API…"):
+        if embedded is None:
+            _check_api()
+        else:
+            embedded.wait_ready().use()
     results: list = []
 
     def run() -> None:
         results.append(
             register_new_sessions(
                 root,
-                alyx=alyx,
-                cache_dir=cache_dir,
                 flag=flag,
                 dry_run=dry_run,
-                quiet_seconds=quiet_seconds,
-                max_parallel_sessions=max_parallel_sessions,
                 options=RegistrationOptions(recheck=recheck),
                 return_state=True,
+                **parameters,
             )
         )
 

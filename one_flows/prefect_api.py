@@ -1,0 +1,195 @@
+"""A Prefect API server in a child process on loopback: the embedded API of ``one-flows``.
+
+With no Prefect server configured, Prefect's own ephemeral mode starts its API in a subprocess
+the first time a client needs it, and waits for it there. `EmbeddedAPI` starts the same app the
+same way (uvicorn, no UI, the services of ephemeral servers, the database of ``PREFECT_HOME``), but
+as soon as the command starts and without waiting: the command's own imports and its scan of the
+data folder run while the server imports itself and migrates its database. The caller points
+``PREFECT_API_URL`` at it (`use`), so everything Prefect does in the process goes to that server.
+
+`PrefectAPIProcess` is the part common to it and the full server the tests start
+(`one_flows.testing.prefect_server.PrefectServer`): the port, the start-up wait, the stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+
+class PrefectAPIError(RuntimeError):
+    """The Prefect API server did not start or stopped unexpectedly."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` at the time of the call."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` to a server process and wait for it; kill it if it outlasts ``timeout``."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class PrefectAPIProcess:
+    """A Prefect API server run by this process in a child process, on a free loopback port.
+
+    Subclasses give the command line (`arguments`) and the environment it needs on top of this
+    process's (`server_environment`). `launch` starts it and returns at once, `wait_ready` waits
+    for its health check, `start` does both; a context manager stops it on exit. Its output goes
+    to `log_path`, shown in errors.
+    """
+
+    name = "Prefect API"
+    stop_timeout = 15.0
+
+    def __init__(self, log_path: str | os.PathLike[str], *, startup_timeout: float = 90.0) -> None:
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self._log_path = Path(log_path)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._launched_at = 0.0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def arguments(self) -> list[str]:
+        """The command line after ``python -m``."""
+        raise NotImplementedError
+
+    def server_environment(self) -> dict[str, str]:
+        """Variables the server process gets on top of this process's environment."""
+        return {}
+
+    def launch(self) -> Self:
+        """Start the server process; return without waiting for it to answer."""
+        if self._process is not None:
+            return self
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.server_environment()}
+        env.pop("PREFECT_API_URL", None)  # the server is the API, not a client of one
+        with open(self._log_path, "wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", *self.arguments()],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._launched_at = time.monotonic()
+        return self
+
+    def wait_ready(self) -> Self:
+        """Wait for the server to answer its health check; `PrefectAPIError` if it never does."""
+        if self._process is None:
+            self.launch()
+        assert self._process is not None
+        deadline = self._launched_at + self.startup_timeout
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise PrefectAPIError(f"{self.name} exited at start-up:\n{self.log_tail()}")
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        self.stop()
+        raise PrefectAPIError(
+            f"{self.name} not healthy after {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def start(self) -> Self:
+        return self.launch().wait_ready()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server's own output, for error messages."""
+        try:
+            return self._log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no server log)"
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        end_process(self._process, signal.SIGTERM, timeout=self.stop_timeout)
+        self._process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedAPI(PrefectAPIProcess):
+    """Prefect's API as its ephemeral mode runs it, on the database of this ``PREFECT_HOME``.
+
+    Its log is ``embedded-api.log`` in ``PREFECT_HOME``.
+    """
+
+    name = "Prefect's embedded API"
+    stop_timeout = 5.0
+
+    def __init__(self, *, startup_timeout: float = 90.0) -> None:
+        from prefect.settings import get_current_settings
+
+        log_path = get_current_settings().home / "embedded-api.log"
+        super().__init__(log_path, startup_timeout=startup_timeout)
+
+    def arguments(self) -> list[str]:
+        return [
+            "uvicorn",
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ]
+
+    def server_environment(self) -> dict[str, str]:
+        # What Prefect's own ephemeral server sets: no UI, ephemeral services.
+        fixed = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
+        # Unless asked for: no analytics (a command's helper should not call out to the
+        # internet), and no registering of every installed collection's block types at start
+        # (it imports them all, prefect-dask's dask among them: 2 s of a fresh start). Nothing
+        # here needs the catalogue; a block saved through this API registers its own type.
+        defaults = {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+        }
+        return {**defaults, **{k: os.environ[k] for k in defaults if k in os.environ}, **fixed}
+
+    def use(self) -> None:
+        """Point this process's Prefect settings (``PREFECT_API_URL``) at this server."""
+        from prefect.context import refresh_global_settings_context
+
+        os.environ["PREFECT_API_URL"] = self.api_url
+        refresh_global_settings_context()
