@@ -22,7 +22,8 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 - Hashing is optional, parallel and can reuse a persistent ``DigestCache``.
 - ``update_tables`` rescans only the sessions given, or those whose folders changed (state
   files beside the tables record each file's and folder's mtime), and rehashes only files whose
-  size or mtime changed.
+  size or mtime changed. When all it finds is new sessions, it appends their rows to the files
+  (`one_flows.parquet_append`) instead of re-encoding every row.
 - Writes are atomic per file: a reader sees the old table or the new one, never a partial one.
 - Files under an invalid collection folder (e.g. one with a space) are skipped; ONE records them
   with the collection dropped. A session folder nested in another session is scanned as part of
@@ -31,9 +32,11 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -41,11 +44,11 @@ import time
 import uuid
 import warnings
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,6 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from one_flows import parquet_append
 from one_flows.alf import ALFError, is_valid, rel_path_parts, session_path_parts
 from one_flows.flags import is_flag_file
 from one_flows.hashing import DigestCache, hash_files
@@ -229,18 +233,44 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike, metadata:
 
 def _write_atomic(table: pa.Table, path: str | os.PathLike, metadata: dict | None) -> Path:
     """Write ``table`` as ``write_parquet_atomic`` does; no ``one_metadata`` if None."""
-    path = Path(path)
-    if metadata is not None:
-        schema_meta = dict(table.schema.metadata or {})
-        schema_meta[b"one_metadata"] = json.dumps(metadata).encode()
-        table = table.replace_schema_metadata(schema_meta)
+    table = _with_metadata(table, metadata)
+    return _replace(Path(path), lambda f: _write_parquet(table, f))
+
+
+def _append_atomic(table: pa.Table, path: Path, metadata: dict) -> Path:
+    """Add the rows of ``table`` at the end of the parquet file at ``path``, atomically.
+
+    The file's rows are copied as they are, not decoded; its metadata becomes ``metadata``.
+
+    Raises:
+        ParquetAppendError: the file is not in ``table``'s schema.
+    """
+    new = io.BytesIO()
+    _write_parquet(_with_metadata(table, metadata), new)
+    with open(path, "rb") as old:
+        return _replace(path, lambda f: parquet_append.append(old, new.getvalue(), f))
+
+
+def _with_metadata(table: pa.Table, metadata: dict | None) -> pa.Table:
+    if metadata is None:
+        return table
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[b"one_metadata"] = json.dumps(metadata).encode()
+    return table.replace_schema_metadata(schema_meta)
+
+
+def _write_parquet(table: pa.Table, sink: BinaryIO) -> None:
+    # Unique strings (ids, md5s) gain nothing from dictionary encoding but its cost.
+    unique = ("id", "hash")
+    pq.write_table(table, sink, use_dictionary=[c for c in table.column_names if c not in unique])
+
+
+def _replace(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Replace ``path`` by what ``write`` writes to a temporary file beside it, made durable."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            # Unique strings (ids, md5s) gain nothing from dictionary encoding but its cost.
-            unique = ("id", "hash")
-            dictionary = [c for c in table.column_names if c not in unique]
-            pq.write_table(table, f, use_dictionary=dictionary)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -249,6 +279,12 @@ def _write_atomic(table: pa.Table, path: str | os.PathLike, metadata: dict | Non
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _footer_md5(path: Path) -> str:
+    """The md5 of a parquet file's footer: it changes whenever the file is rewritten."""
+    with open(path, "rb") as f:
+        return hashlib.md5(parquet_append.footer(f)[0]).hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -592,11 +628,15 @@ class _Previous:
 
     def dir_mtimes(self) -> dict[str, list[tuple[str, int]]]:
         """Session id → the (folder relative to the session, mtime_ns) recorded for it."""
-        out: dict[str, list[tuple[str, int]]] = {}
-        columns = (self.dirs.column(c).to_pylist() for c in ("eid", "rel_dir", "mtime_ns"))
-        for eid, rel_dir, mtime in zip(*columns, strict=True):
-            out.setdefault(eid, []).append((rel_dir, mtime))
-        return out
+        return _dir_mtimes(self.dirs)
+
+
+def _dir_mtimes(dirs: pa.Table) -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    columns = (dirs.column(c).to_pylist() for c in ("eid", "rel_dir", "mtime_ns"))
+    for eid, rel_dir, mtime in zip(*columns, strict=True):
+        out.setdefault(eid, []).append((rel_dir, mtime))
+    return out
 
 
 def _changed(session: _Session, recorded: list[tuple[str, int]] | None) -> bool:
@@ -642,6 +682,13 @@ def _read_previous(out_dir: Path) -> _Previous | None:
 
 _SCAN_KEY = "scan_id"
 """Key of the ``one_metadata`` entry naming the scan that wrote a datasets table and its state."""
+
+_FOOTER_KEY = "datasets_footer_md5"
+"""Key of the state files' ``one_metadata`` entry: the md5 of the datasets file's footer as
+written by that scan. Equal now, the file is as the scan left it (not edited and saved since)."""
+
+_MAX_ROW_GROUPS = 64
+"""Appends to a datasets file with this many row groups rewrite it whole instead."""
 
 
 def _scan_id(table: pa.Table) -> str | None:
@@ -715,16 +762,19 @@ def _build(
     previous: _Previous | None,
     sessions: Iterable[str | os.PathLike] | None = None,
     rescan: str = "changed",
+    only: list[_Session] | None = None,
 ) -> _Result:
     """Rescan sessions of ``root`` into ``previous``'s tables (everything without previous).
 
-    Sessions rescanned: those given, else those whose folder mtimes changed (all of them with
-    ``rescan="all"``, or when nothing was recorded). Rows of unchanged files keep their hash
-    and QC; rows of other sessions are kept as they are.
+    Sessions rescanned: ``only``, else those given, else those whose folder mtimes changed (all
+    of them with ``rescan="all"``, or when nothing was recorded). Rows of unchanged files keep
+    their hash and QC; rows of other sessions are kept as they are.
     """
     started = time.time_ns()
     recorded = previous is not None and previous.recorded
-    if sessions is not None and recorded:
+    if only is not None:
+        found, gone = only, set()
+    elif sessions is not None and recorded:
         found, absent = _given_sessions(root, sessions, lab, hash_ids)
         gone = {s.eid for s in absent}
     else:
@@ -885,17 +935,101 @@ def _datasets_schema() -> pa.Schema:
     return pa.Schema.from_pandas(_empty_datasets(), preserve_index=True)
 
 
-def _write(root: Path, result: _Result, out_dir: Path) -> tuple[Path, Path]:
-    """Write both tables, then the scan state stamped with the datasets table's identity."""
+def _write(root: Path, result: _Result, out_dir: Path, append: bool = False) -> tuple[Path, Path]:
+    """Write both tables, then the scan state stamped with the datasets table's identity.
+
+    With ``append``, the datasets rows and state of ``result`` are added to those of the files.
+    """
     meta = table_metadata(root)
     scan_meta = {**meta, _SCAN_KEY: uuid.uuid4().hex}
-    datasets_path = _write_atomic(result.datasets, out_dir / _DATASETS_FILE, scan_meta)
+    put = _append_atomic if append else _write_atomic
+    datasets_path = put(result.datasets, out_dir / _DATASETS_FILE, scan_meta)
     sessions_path = write_parquet_atomic(result.sessions, out_dir / _SESSIONS_FILE, meta)
     ids = result.datasets.column("id")
     state = pa.table({"id": ids, "mtime_ns": pa.array(result.mtimes, pa.int64())})
+    state_meta = {**scan_meta, _FOOTER_KEY: _footer_md5(datasets_path)}
     for table, name in ((state, STATE_FILE), (result.dirs, DIRS_FILE)):
-        _write_atomic(table, out_dir / name, scan_meta)
+        put(table, out_dir / name, state_meta)
     return sessions_path, datasets_path
+
+
+def _has_hashes(datasets: pq.FileMetaData) -> bool | None:
+    """Whether any row of a datasets file has a hash, from its statistics; None if unknown."""
+    column = datasets.schema.names.index("hash")
+    longest = ""
+    for i in range(datasets.num_row_groups):
+        stats = datasets.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        longest = max(longest, stats.max)
+    return bool(longest)
+
+
+def _append_new_sessions(
+    root: Path,
+    out: Path,
+    hash_ids: bool,
+    hash_files_: bool | None,
+    lab: str | None,
+    workers: int | None,
+    digest_cache: str | os.PathLike | None,
+    sessions: Iterable[str | os.PathLike] | None,
+    rescan: str,
+) -> UpdateSummary | None:
+    """Update the tables in ``out`` by appending rows, when all there is to add is new sessions.
+
+    Only the new sessions' rows are encoded; the rest of each file is copied. None, having
+    changed nothing, when that is not enough: the tables or their state files are missing or
+    were edited since the last scan (their footer fingerprint differs), a session to rescan
+    is already in the tables, one in the tables is gone, or ``rescan="all"``.
+    """
+    paths = [out / name for name in (_DATASETS_FILE, _SESSIONS_FILE, STATE_FILE, DIRS_FILE)]
+    if (sessions is None and rescan == "all") or not all(p.exists() for p in paths):
+        return None
+    datasets_path, sessions_path, state_path, dirs_path = paths
+    datasets_meta = pq.read_metadata(datasets_path)
+    scan_id = json.loads((datasets_meta.metadata or {}).get(b"one_metadata", b"{}")).get(_SCAN_KEY)
+    for sidecar in (state_path, dirs_path):
+        raw = (pq.read_schema(sidecar).metadata or {}).get(b"one_metadata", b"{}")
+        recorded = json.loads(raw)
+        if scan_id is None or recorded.get(_SCAN_KEY) != scan_id:
+            return None
+        if recorded.get(_FOOTER_KEY) != _footer_md5(datasets_path):
+            return None
+    if datasets_meta.num_row_groups >= _MAX_ROW_GROUPS:
+        return None
+    dirs = pq.read_table(dirs_path)
+    old_sessions, _ = _load_table(sessions_path, "sessions")
+    known = pa.chunked_array([dirs.column("eid"), old_sessions.index.to_numpy(dtype=object)])
+
+    def any_known(candidates: Iterable[_Session]) -> bool:
+        eids = pa.array([s.eid for s in candidates], pa.large_string())
+        return pc.any(pc.is_in(known, value_set=eids)).as_py() or False
+
+    if sessions is not None:
+        found, absent = _given_sessions(root, sessions, lab, hash_ids)
+        if any_known((*found, *absent)):
+            return None
+    else:
+        found = _find_sessions(root, lab, hash_ids)
+        present = pa.array([s.eid for s in found], pa.large_string())
+        if not pc.all(pc.is_in(known, value_set=present)).as_py():
+            return None  # a session was removed
+        folders = _dir_mtimes(dirs)
+        found = [s for s in found if _changed(s, folders.get(s.eid))]
+        if any_known(found):
+            return None
+    if hash_files_ is None:
+        hash_files_ = _has_hashes(datasets_meta)
+        if hash_files_ is None:
+            return None
+    if not found:
+        return UpdateSummary(0, 0, 0, 0, 0, datasets_meta.num_rows, 0)
+    result = _build(root, hash_ids, hash_files_, lab, workers, digest_cache, None, only=found)
+    result.sessions = pd.concat([old_sessions, result.sessions]).sort_index()
+    _write(root, result, out, append=True)
+    unchanged = datasets_meta.num_rows
+    return dataclasses.replace(result.summary, datasets_unchanged=unchanged)
 
 
 def make_parquet_db(
@@ -958,6 +1092,11 @@ def update_tables(
     kept, and a changed file's QC is reset to NOT_SET. ``hash_files=None`` hashes when the
     existing table has hashes. Without existing tables this is a full build. The result equals
     a full build of the same folder up to row order, for the changes each mode sees.
+
+    When the sessions to rescan are all new and the tables are as the last scan wrote them,
+    their rows are appended to the files, whose other rows are copied without being decoded:
+    the cost is that of the new sessions, not of the tables (each append adds a parquet row
+    group; a file with 64 of them is rewritten whole at the next update).
     """
     if rescan not in ("changed", "all"):
         raise ValueError(f"rescan={rescan!r}: use 'changed' or 'all'")
@@ -965,6 +1104,11 @@ def update_tables(
     if not root.is_dir():
         raise NotADirectoryError(f"Data folder does not exist: {root}")
     out = Path(cache_dir) if cache_dir is not None else root
+    appended = _append_new_sessions(
+        root, out, hash_ids, hash_files, lab, workers, digest_cache, sessions, rescan
+    )
+    if appended is not None:
+        return appended
     previous = _read_previous(out)
     result = _build(
         root, hash_ids, hash_files, lab, workers, digest_cache, previous, sessions, rescan
