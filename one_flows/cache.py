@@ -1053,6 +1053,8 @@ def make_parquet_db(
     if not root.is_dir():
         raise NotADirectoryError(f"Data folder does not exist: {root}")
     out = Path(out_dir) if out_dir is not None else root
+    if not out.is_dir():
+        raise NotADirectoryError(f"Cache tables folder does not exist: {out}")
     result = _build(root, hash_ids, hash_files, lab, workers, digest_cache, None)
     if result.sessions.empty or not result.datasets.num_rows:
         what = "sessions" if result.sessions.empty else "datasets"
@@ -1104,6 +1106,8 @@ def update_tables(
     if not root.is_dir():
         raise NotADirectoryError(f"Data folder does not exist: {root}")
     out = Path(cache_dir) if cache_dir is not None else root
+    if not out.is_dir():
+        raise NotADirectoryError(f"Cache tables folder does not exist: {out}")
     appended = _append_new_sessions(
         root, out, hash_ids, hash_files, lab, workers, digest_cache, sessions, rescan
     )

@@ -267,9 +267,16 @@ def test_empty_folder_warns_and_writes_empty_tables(tmp_path):
     assert list(tables.datasets.columns) == list(cache.DATASETS_COLUMNS)
 
 
-def test_bad_input_is_reported(tmp_path):
+def test_bad_input_is_reported(tmp_path, monkeypatch):
     with pytest.raises(NotADirectoryError, match="does not exist"):
         make_parquet_db(tmp_path / "missing")
+    # A missing tables folder is reported before the folder is scanned, not after.
+    scanned = []
+    monkeypatch.setattr(cache, "_find_sessions", lambda *a: scanned.append(a) or [])
+    for index in (make_parquet_db, update_tables):
+        with pytest.raises(NotADirectoryError, match="Cache tables folder does not exist"):
+            index(tmp_path, tmp_path / "missing")
+    assert scanned == []
     with pytest.raises(ValueError, match="not a QC outcome"):
         cache.QC.validate("GREAT")
 
