@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,10 @@ from one_flows.targets.base import (
 __all__ = ["LocalTarget"]
 
 _CARE_FILES = {"weighings": "weighings.jsonl", "water": "water_administrations.jsonl"}
+_TABLE_FILES = ("sessions.pqt", "datasets.pqt")
+
+_Signature = tuple[tuple[int, int, int, int, int] | None, ...]
+"""Identifies the versions of the table files on disk: a stat summary per file, None if absent."""
 
 
 class LocalTarget:
@@ -43,7 +50,9 @@ class LocalTarget:
     There are no reference tables: every subject and user is accepted, and without
     ``dataset_types`` every valid ALF file is a dataset of type ``object.attribute``.
     Weighings and water administrations are appended to JSON-lines files in ``cache_dir``.
-    The tables are rewritten (atomically) by each change; one process at a time may write them.
+    The tables are kept in memory and read again only once the files on disk have changed, so a
+    change made by another process or by ONE-api is seen by the next call. Each change rewrites
+    the tables (atomically); one process at a time may write them.
     """
 
     def __init__(
@@ -58,6 +67,7 @@ class LocalTarget:
         self._dataset_types = None if dataset_types is None else list(dataset_types)
         self._user = user
         self._lock = threading.Lock()
+        self._cached: tuple[_Signature, CacheTables] | None = None
 
     def __repr__(self) -> str:
         return f"LocalTarget({str(self.cache_dir)!r})"
@@ -87,14 +97,37 @@ class LocalTarget:
 
     # -- sessions ---------------------------------------------------------------------------
 
+    def _signature(self) -> _Signature:
+        signature = []
+        for name in _TABLE_FILES:
+            try:
+                st = os.stat(self.cache_dir / name)
+            except FileNotFoundError:
+                signature.append(None)
+            else:
+                signature.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(signature)
+
     def _tables(self) -> CacheTables:
-        return load_tables(self.cache_dir)
+        """The tables on disk; the caller holds ``self._lock`` and must not modify them."""
+        # The files are stat'ed before they are read: a change during the read alters the
+        # signature, so the next call reads them again.
+        signature = self._signature()
+        if self._cached is None or self._cached[0] != signature:
+            self._cached = (signature, load_tables(self.cache_dir))
+        return self._cached[1]
 
     def _save(self, tables: CacheTables) -> None:
+        """Write new tables (the caller holds ``self._lock``) and keep them in memory."""
         fresh = table_metadata(self.label)
-        for name in ("sessions", "datasets"):
-            tables.metadata[name] = fresh | tables.metadata.get(name, {})
+        metadata = {
+            name: fresh | tables.metadata.get(name, {}) for name in ("sessions", "datasets")
+        }
+        tables = dataclasses.replace(tables, metadata=metadata)
+        # On failure the cache keeps the previous tables; if one file was written, the changed
+        # signature makes the next call read the files again.
         save_tables(tables, self.cache_dir)
+        self._cached = (self._signature(), tables)
 
     @staticmethod
     def _session_record(eid: str, row: pd.Series) -> dict[str, Any]:
@@ -112,7 +145,14 @@ class LocalTarget:
         self, subject: str, date: str, number: int, lab: str | None = None
     ) -> list[dict[str, Any]]:
         """The rows of the sessions table with that subject, date, number (and lab)."""
-        sessions = self._tables().sessions
+        with self._lock:
+            sessions = self._tables().sessions
+        return self._matching(sessions, subject, date, number, lab)
+
+    @classmethod
+    def _matching(
+        cls, sessions: pd.DataFrame, subject: str, date: str, number: int, lab: str | None
+    ) -> list[dict[str, Any]]:
         day = datetime.date.fromisoformat(date)
         mask = (
             (sessions["subject"] == subject)
@@ -121,7 +161,7 @@ class LocalTarget:
         )
         if lab:
             mask &= sessions["lab"] == lab
-        return [self._session_record(eid, row) for eid, row in sessions[mask].iterrows()]
+        return [cls._session_record(eid, row) for eid, row in sessions[mask].iterrows()]
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
         """Add a row to the sessions table (or replace the row of the same session)."""
@@ -140,9 +180,9 @@ class LocalTarget:
         }
         with self._lock:
             tables = self._tables()
-            tables.sessions = _upsert(tables.sessions, pd.DataFrame([row], index=[eid]), "sessions")
-            self._save(tables)
-            return self._session_record(eid, tables.sessions.loc[eid])
+            sessions = _upsert(tables.sessions, pd.DataFrame([row], index=[eid]), "sessions")
+            self._save(dataclasses.replace(tables, sessions=sessions))
+        return self._session_record(eid, sessions.loc[eid])
 
     def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change the lab, task protocol or projects of a row of the sessions table."""
@@ -150,20 +190,22 @@ class LocalTarget:
             tables = self._tables()
             if eid not in tables.sessions.index:
                 raise KeyError(f"no session {eid} in {self.cache_dir}")
+            sessions = tables.sessions.copy()
             if changes.get("task_protocol") is not None:
-                tables.sessions.loc[eid, "task_protocol"] = changes["task_protocol"]
+                sessions.loc[eid, "task_protocol"] = changes["task_protocol"]
             if changes.get("projects") is not None:
-                tables.sessions.loc[eid, "projects"] = ",".join(changes["projects"])
+                sessions.loc[eid, "projects"] = ",".join(changes["projects"])
             if changes.get("lab") is not None:
-                tables.sessions.loc[eid, "lab"] = changes["lab"]
-            self._save(tables)
-            return self._session_record(eid, tables.sessions.loc[eid])
+                sessions.loc[eid, "lab"] = changes["lab"]
+            self._save(dataclasses.replace(tables, sessions=sessions))
+        return self._session_record(eid, sessions.loc[eid])
 
     # -- datasets ---------------------------------------------------------------------------
 
     def session_datasets(self, eid: str) -> list[RegisteredDataset]:
         """The rows of the datasets table of a session."""
-        datasets = self._tables().datasets
+        with self._lock:
+            datasets = self._tables().datasets
         if eid not in datasets.index.get_level_values("eid"):
             return []
         return [
@@ -185,7 +227,7 @@ class LocalTarget:
         subject, date, number = batch.session_path.split("/")
         with self._lock:
             tables = self._tables()
-            found = self.find_sessions(subject, date, int(number), batch.lab)
+            found = self._matching(tables.sessions, subject, date, int(number), batch.lab)
             if not found:
                 raise RegistrationRefused(
                     f"no session {batch.session_path} in {self.cache_dir}", status=400
@@ -203,8 +245,8 @@ class LocalTarget:
                 },
                 index=pd.MultiIndex.from_arrays([[session["id"]] * len(ids), ids]),
             )
-            tables.datasets = _upsert(tables.datasets, rows, "datasets")
-            self._save(tables)
+            datasets = _upsert(tables.datasets, rows, "datasets")
+            self._save(dataclasses.replace(tables, datasets=datasets))
         return [
             _dataset_record(did, session["id"], name)
             for did, name in zip(ids, batch.filenames, strict=True)
@@ -229,11 +271,17 @@ class LocalTarget:
 def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, table: str) -> pd.DataFrame:
     """``frame`` with ``rows`` added, replacing the rows of the same index, in the dtypes of
     the cache ``table``."""
-    dtypes = getattr(CacheTables.empty(), table).dtypes.to_dict()
+    dtypes = _dtypes(table)
     rows = rows[list(dtypes)].astype(dtypes)
     rows.index.names = frame.index.names
     kept = frame[~frame.index.isin(rows.index)].astype(dtypes)
     return pd.concat([kept, rows]) if len(kept) else rows
+
+
+@functools.cache
+def _dtypes(table: str) -> dict[str, Any]:
+    """The column dtypes of the empty cache ``table`` (sessions or datasets); do not modify."""
+    return getattr(CacheTables.empty(), table).dtypes.to_dict()
 
 
 def _dataset_record(did: str, eid: str, rel_path: str) -> dict[str, Any]:
