@@ -47,6 +47,14 @@ def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> N
         process.wait()
 
 
+def file_tail(path: Path, chars: int = 4000) -> str:
+    """The last ``chars`` characters of a server's log file, for error messages."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no server log)"
+
+
 class PrefectAPIProcess:
     """A Prefect API server run by this process in a child process, on a free loopback port.
 
@@ -121,10 +129,7 @@ class PrefectAPIProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the server's own output, for error messages."""
-        try:
-            return self._log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no server log)"
+        return file_tail(self._log_path, chars)
 
     def stop(self) -> None:
         if self._process is None:

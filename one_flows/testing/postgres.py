@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from one_flows.prefect_api import end_process, free_port
+from one_flows.prefect_api import end_process, file_tail, free_port
 
 __all__ = [
     "TEST_SETTINGS",
@@ -249,9 +249,10 @@ class PostgresServer:
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the server's log, for error messages."""
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except (OSError, PostgresServerError):
+            path = self.log_path
+        except PostgresServerError:
             return "(no server log)"
+        return file_tail(path, chars)
 
     def stop(self) -> None:
         """Stop the server (a fast shutdown: open connections are ended) and remove its files."""

@@ -1,6 +1,8 @@
 """A realistic tree of ALF sessions, as an acquisition rig and a spike sorter would leave it."""
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +118,12 @@ def sessions() -> dict[str, str]:
 def alf_tree(tmp_path: Path) -> Path:
     """A fresh copy of the tree, for tests that modify it."""
     return build_tree(tmp_path / "data")
+
+
+def age(root: Path) -> None:
+    """Date every file and folder an hour back, as data written before the last scan is."""
+    when = time.time() - 3600
+    for folder, _, files in os.walk(root):
+        for name in files:
+            os.utime(os.path.join(folder, name), (when, when))
+        os.utime(folder, (when, when))

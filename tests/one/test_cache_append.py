@@ -4,8 +4,6 @@ Either way the tables equal a full build of the folder (up to row order), and ON
 """
 
 import json
-import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,15 +14,9 @@ from one.api import One as OneApi
 from one_flows import cache, parquet_append
 from one_flows.cache import load_tables, make_parquet_db, update_tables
 
+from .conftest import age
+
 NEW = ["KS007/2019-05-01/001", "KS007/2019-05-02/001"]
-
-
-def _age(root):
-    when = time.time() - 3600
-    for folder, _, files in os.walk(root):
-        for name in files:
-            os.utime(os.path.join(folder, name), (when, when))
-        os.utime(folder, (when, when))
 
 
 def _add_sessions(root, sessions=NEW):
@@ -51,7 +43,7 @@ def _assert_equals_full_build(root, tmp_path):
 
 @pytest.fixture
 def built(alf_tree):
-    _age(alf_tree)
+    age(alf_tree)
     make_parquet_db(alf_tree)
     (alf_tree.parent / "full").mkdir()
     return alf_tree

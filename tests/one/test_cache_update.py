@@ -1,8 +1,6 @@
 """Incremental updates of the cache tables: given sessions, folder mtimes, reused ids."""
 
-import os
 import shutil
-import time
 import uuid
 
 import numpy as np
@@ -15,6 +13,8 @@ from one_flows import cache
 from one_flows.cache import ID_NAMESPACE, dataset_id, load_tables, make_parquet_db, update_tables
 from one_flows.one import One
 
+from .conftest import age
+
 KS = "KS005/2019-04-01/001"
 NEW = "KS007/2019-05-01/001"
 
@@ -25,17 +25,8 @@ def test_ids_are_uuid5s(key, rel_path):
     assert cache.session_id(key) == str(uuid.uuid5(ID_NAMESPACE, key))
 
 
-def _age(root):
-    """Date every file and folder an hour back, as data written before the last scan is."""
-    when = time.time() - 3600
-    for folder, _, files in os.walk(root):
-        for name in files:
-            os.utime(os.path.join(folder, name), (when, when))
-        os.utime(folder, (when, when))
-
-
 def _built(alf_tree):
-    _age(alf_tree)
+    age(alf_tree)
     make_parquet_db(alf_tree)
     return load_tables(alf_tree)
 
