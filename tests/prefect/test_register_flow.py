@@ -190,3 +190,16 @@ def test_concurrent_runs_register_each_session_once(prefect_api, alyx, sample_ro
     assert alyx.request_count("POST", "/sessions") == SESSIONS
     assert alyx.request_count("POST", "/register-file") == SESSIONS
     assert _flags(sample_root) == []
+
+
+def test_a_run_logs_in_and_reads_the_reference_tables_once(prefect_api, alyx, sample_root):
+    summary = _register(sample_root, alyx, max_parallel_sessions=4)
+    assert [s.status for s in summary.sessions] == ["registered"] * SESSIONS
+    per_run = {("POST", "/auth-token"), ("GET", "/dataset-types"), ("GET", "/data-formats")}
+    assert {alyx.request_count(m, p) for m, p in per_run} == {1}
+    per_session = {("GET", "/sessions"), ("POST", "/sessions"), ("POST", "/register-file")}
+    assert {alyx.request_count(m, p) for m, p in per_session} == {SESSIONS}
+    # Subjects are looked up once per client too, bar sessions of a subject asking at once.
+    subjects = alyx.request_count("GET", "/subjects/")
+    assert 3 <= subjects <= SESSIONS
+    assert alyx.request_count() == len(per_run) + len(per_session) * SESSIONS + subjects
