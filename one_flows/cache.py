@@ -989,12 +989,11 @@ def _append_new_sessions(
     datasets_path, sessions_path, state_path, dirs_path = paths
     datasets_meta = pq.read_metadata(datasets_path)
     scan_id = json.loads((datasets_meta.metadata or {}).get(b"one_metadata", b"{}")).get(_SCAN_KEY)
+    fingerprint = {_SCAN_KEY: scan_id, _FOOTER_KEY: _footer_md5(datasets_path)}
     for sidecar in (state_path, dirs_path):
         raw = (pq.read_schema(sidecar).metadata or {}).get(b"one_metadata", b"{}")
         recorded = json.loads(raw)
-        if scan_id is None or recorded.get(_SCAN_KEY) != scan_id:
-            return None
-        if recorded.get(_FOOTER_KEY) != _footer_md5(datasets_path):
+        if scan_id is None or any(recorded.get(k) != v for k, v in fingerprint.items()):
             return None
     if datasets_meta.num_row_groups >= _MAX_ROW_GROUPS:
         return None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from one_flows.prefect_api import EmbeddedAPI
 
 app = typer.Typer(
     name="one-flows",
@@ -182,7 +185,7 @@ def register(
 
 def _register(
     root: Path,
-    embedded: Any,
+    embedded: EmbeddedAPI | None,
     *,
     flag: str,
     dry_run: bool,
