@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.events.worker import EventsWorker
@@ -30,6 +31,34 @@ EXPECTED = {
     "update-cache/nightly",
     "preprocess/on-registered",
 }
+
+
+@pytest.fixture
+def deployments_removed_after(prefect_server):
+    """Deletes prefect.yaml's deployments and their runs from the shared server after the test.
+
+    A run left queued by one test would otherwise be picked up by `one-flows serve` in another.
+    """
+    yield
+    asyncio.run(_delete_deployments(prefect_server.api_url))
+
+
+async def _delete_deployments(api_url: str) -> None:
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            flows = {f.id: f.name for f in await client.read_flows()}
+            ours = [
+                d.id
+                for d in await client.read_deployments()
+                if f"{flows[d.flow_id]}/{d.name}" in EXPECTED
+            ]
+            if not ours:
+                return
+            only = DeploymentFilter(id=DeploymentFilterId(any_=ours))
+            for run in await client.read_flow_runs(deployment_filter=only):
+                await client.delete_flow_run(run.id)
+            for deployment_id in ours:
+                await client.delete_deployment(deployment_id)
 
 
 def _events(api_url: str, name: str, expected: int) -> list[dict]:
@@ -69,7 +98,7 @@ def test_each_registered_session_emits_an_event(prefect_api, alyx, sample_root):
     assert payload["dataset_types"] == sorted(registered) and "spikes.times" in registered
 
 
-def test_the_event_triggers_the_preprocessing_deployment(prefect_server, tmp_path):
+def test_the_event_triggers_the_preprocessing_deployment(prefect_server, deployments_removed_after):
     (deployment,) = [d for d in load_deployments() if d.name == "on-registered"]
     session = "/data/cortexlab/Subjects/KS022/2026-01-05/001"
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
@@ -101,7 +130,7 @@ def test_the_triggered_flow_loads_the_session_through_the_query_api(prefect_api,
     assert (sample_root / "sessions.pqt").is_file()  # the data root was indexed on the way
 
 
-def test_prefect_deploy_accepts_prefect_yaml(prefect_server, tmp_path):
+def test_prefect_deploy_accepts_prefect_yaml(prefect_server, deployments_removed_after, tmp_path):
     checkout = tmp_path / "one-flows"
     checkout.mkdir()
     shutil.copy(REPO / "prefect.yaml", checkout)
@@ -131,7 +160,9 @@ async def _deployment_names(api_url: str) -> set[str]:
     return {f"{flows[d.flow_id]}/{d.name}" for d in deployments}
 
 
-def test_one_flows_serve_serves_the_deployments(prefect_server, tmp_path):
+def test_one_flows_serve_serves_the_deployments(
+    prefect_server, deployments_removed_after, tmp_path
+):
     env = {**os.environ, **prefect_server.environment}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
@@ -152,7 +183,11 @@ def test_one_flows_serve_serves_the_deployments(prefect_server, tmp_path):
         assert served >= EXPECTED, log.read_text()
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            pytest.fail(f"serve ignored SIGTERM for 30 s; its log:\n{log.read_text()}")
 
 
 async def _served(api_url: str, since: datetime) -> set[str]:
