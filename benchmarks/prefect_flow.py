@@ -135,7 +135,12 @@ def run(ctx: Context) -> list[Figure]:
         ctx,
         "trivial flow, ephemeral server",
         f"{__name__}:trivial_flow",
-        env={"PREFECT_HOME": str(ctx.folder("prefect-ephemeral-home"))},
+        env={
+            "PREFECT_HOME": str(ctx.folder("prefect-ephemeral-home")),
+            # Prefect gives up after 20 s; a first boot on a busy machine (migrations) can take
+            # longer, and this figure is the time it takes, not whether it beats a limit.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        },
     )
     return [
         Figure(
