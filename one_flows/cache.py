@@ -32,6 +32,7 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -39,7 +40,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import stat
 import time
 import uuid
 import warnings
@@ -266,10 +267,17 @@ def _write_parquet(table: pa.Table, sink: BinaryIO) -> None:
 
 
 def _replace(path: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Replace ``path`` by what ``write`` writes to a temporary file beside it, made durable."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Replace ``path`` by what ``write`` writes to a temporary file beside it, made durable.
+
+    The new file keeps the permissions of the file it replaces; a first one gets those of any
+    new file (0666 less the umask), so that a lab's other accounts can read the tables.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -997,9 +1005,10 @@ def _append_new_sessions(
             return None
     if datasets_meta.num_row_groups >= _MAX_ROW_GROUPS:
         return None
-    dirs = pq.read_table(dirs_path)
+    dirs = pq.read_table(dirs_path, columns=["eid"] if sessions is not None else None)
     old_sessions, _ = _load_table(sessions_path, "sessions")
-    known = pa.chunked_array([dirs.column("eid"), old_sessions.index.to_numpy(dtype=object)])
+    session_ids = pa.array(old_sessions.index.to_numpy(dtype=object), pa.large_string())
+    known = pa.chunked_array([*dirs.column("eid").chunks, session_ids], pa.large_string())
 
     def any_known(candidates: Iterable[_Session]) -> bool:
         eids = pa.array([s.eid for s in candidates], pa.large_string())

@@ -221,6 +221,22 @@ def test_crash_while_writing_leaves_old_table(tmp_path, tree_builder, monkeypatc
     assert len(load_tables(root).datasets) == len(one.alf.cache.load_tables(root)["datasets"])
 
 
+def test_tables_get_the_umask_permissions_and_keep_those_given_later(tmp_path, tree_builder):
+    root = tree_builder(tmp_path)
+    old = os.umask(0o022)
+    try:
+        make_parquet_db(root)
+    finally:
+        os.umask(old)
+    tables = [root / "sessions.pqt", root / "datasets.pqt"]
+    assert {p.stat().st_mode & 0o777 for p in tables} == {0o644}  # readable by the lab
+    for path in tables:
+        path.chmod(0o640)
+    np.save(root / "KS005/2019-04-01/001/alf/spikes.times.npy", np.arange(3))
+    update_tables(root)
+    assert {p.stat().st_mode & 0o777 for p in tables} == {0o640}
+
+
 def test_lab_fills_plain_sessions_and_rejects_conflicts(tmp_path, tree_builder):
     root = tree_builder(tmp_path / "data")
     with pytest.raises(ValueError, match="conflicts"):
