@@ -5,13 +5,18 @@ The work: register every flagged session of a tree (as registration.py makes it,
 ``register-new-sessions`` runs against a running ``PrefectServer`` (started and warmed by a
 flow run, not timed); the library side does what the flow does without Prefect: find the flags,
 claim them, register the sessions (``RegistrationClient.register_sessions``, 4 at a time like
-the flow) and complete the claims. Target: flow ≤ 1.2 × library. Separately, the boot of
-Prefect's ephemeral server (no server configured): a trivial flow run without a server against
-one with a running server.
+the flow) and complete the claims. Target: flow ≤ 1.2 × library. The flow is measured again with
+Prefect's flow-run heartbeats off, and so is a trivial flow, to show what the heartbeat thread
+costs (Prefect joins it at the end of each run, and it sleeps in whole seconds). Separately, the
+boot of Prefect's ephemeral server (no server configured): a trivial flow run without a server
+against one with a running server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.core import (
@@ -56,19 +61,35 @@ def library(root: str, url: str) -> dict:
     return {"seconds": seconds, "registered": sum(r.ok for r in reports)}
 
 
-def flow(root: str, url: str) -> dict:
+@contextlib.contextmanager
+def _heartbeats(on: bool) -> Iterator[None]:
+    """Prefect's flow-run heartbeats as configured (on), or off."""
+    if on:
+        yield
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+def flow(root: str, url: str, heartbeats: bool = True) -> dict:
     """Run the register-new-sessions flow against the configured Prefect server."""
     from flows.register import register_new_sessions
 
-    seconds, summary = timed(
-        lambda: register_new_sessions(
-            root=Path(root), alyx=url, quiet_seconds=0, max_parallel_sessions=PARALLEL_SESSIONS
+    with _heartbeats(heartbeats):
+        seconds, summary = timed(
+            lambda: register_new_sessions(
+                root=Path(root),
+                alyx=url,
+                quiet_seconds=0,
+                max_parallel_sessions=PARALLEL_SESSIONS,
+            )
         )
-    )
     return {"seconds": seconds, "registered": len(summary.by_status("registered"))}
 
 
-def trivial_flow() -> dict:
+def trivial_flow(heartbeats: bool = True) -> dict:
     """Run a flow that does nothing: Prefect's own cost of a flow run."""
     from prefect import flow as prefect_flow
 
@@ -76,7 +97,8 @@ def trivial_flow() -> dict:
     def nothing() -> int:
         return 0
 
-    return {"seconds": timed(nothing)[0]}
+    with _heartbeats(heartbeats):
+        return {"seconds": timed(nothing)[0]}
 
 
 def warm_up() -> dict:
@@ -97,20 +119,24 @@ def warm_up() -> dict:
     return {}
 
 
-def _register(ctx: Context, label: str, side: str, sessions: list[Path], env: dict) -> Measurement:
+def _register(
+    ctx: Context, label: str, side: str, sessions: list[Path], env: dict, **kwargs: bool
+) -> Measurement:
     for session in sessions:
         (session / FLAG).touch()
     root = sessions[0].parents[3]
     with AlyxTestServer() as alyx:
         alyx.start()
-        # Each side hashes from a cold digest cache of its own.
+        # Each measurement hashes from a cold digest cache of its own.
         env = {
             **env,
             "ALYX_LOGIN": alyx.username,
             "ALYX_PASSWORD": alyx.password,
-            "ONE_FLOWS_CACHE_DIR": str(ctx.folder(f"prefect-digests-{side}")),
+            "ONE_FLOWS_CACHE_DIR": str(ctx.folder("digests-" + re.sub(r"\W+", "-", label))),
         }
-        m = measure_call(ctx, label, f"{__name__}:{side}", env=env, root=str(root), url=alyx.url)
+        m = measure_call(
+            ctx, label, f"{__name__}:{side}", env=env, root=str(root), url=alyx.url, **kwargs
+        )
     if m.details["registered"] != len(sessions):
         raise BenchmarkError(f"{label} registered {m.details['registered']} of {len(sessions)}")
     return m
@@ -128,8 +154,16 @@ def run(ctx: Context) -> list[Figure]:
         measure_call(ctx, "warm-up flow", f"{__name__}:warm_up", env=env)
         lib = _register(ctx, "library (flags + RegistrationClient)", "library", sessions, {})
         run_flow = _register(ctx, "register-new-sessions flow", "flow", sessions, env)
+        quiet_flow = _register(ctx, "flow, heartbeats off", "flow", sessions, env, heartbeats=False)
         served = measure_call(
             ctx, "trivial flow, running server", f"{__name__}:trivial_flow", env=env
+        )
+        quiet = measure_call(
+            ctx,
+            "trivial flow, heartbeats off",
+            f"{__name__}:trivial_flow",
+            env=env,
+            heartbeats=False,
         )
     ephemeral = measure_call(
         ctx,
@@ -150,5 +184,7 @@ def run(ctx: Context) -> list[Figure]:
             lib,
             Target("≤ 1.2 × the library", 1.2),
         ),
+        Figure(NAME, f"the same, Prefect's heartbeats off ({n} sessions)", quiet_flow, lib),
+        Figure(NAME, "Prefect's heartbeats: trivial flow, on vs off", served, quiet),
         Figure(NAME, "ephemeral server boot: trivial flow, vs a running server", ephemeral, served),
     ]
