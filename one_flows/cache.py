@@ -665,7 +665,7 @@ def _read_previous(out_dir: Path) -> _Previous | None:
     datasets_path = out_dir / _DATASETS_FILE
     if not ((out_dir / _SESSIONS_FILE).exists() and datasets_path.exists()):
         return None
-    datasets = pq.read_table(datasets_path)
+    datasets = pq.ParquetFile(datasets_path).read()
     state = _read_state(out_dir, datasets)
     if state is not None:
         sessions, _ = _load_table(out_dir / _SESSIONS_FILE, "sessions")
@@ -712,7 +712,7 @@ def _read_state(out_dir: Path, datasets: pa.Table) -> tuple[np.ndarray, pa.Table
     scan_id = _scan_id(datasets)
     if scan_id is None or not all(p.exists() for p in paths):
         return None
-    state, dirs = (pq.read_table(p) for p in paths)
+    state, dirs = (pq.ParquetFile(p).read() for p in paths)
     if _scan_id(state) != scan_id or _scan_id(dirs) != scan_id:
         return None
     ids = datasets.column("id")
