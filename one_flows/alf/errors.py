@@ -11,8 +11,10 @@ The invalid-input errors also derive from :class:`ValueError`, so code written a
 
 from __future__ import annotations
 
+from one_flows.errors import OneFlowsError
 
-class ALFError(Exception):
+
+class ALFError(OneFlowsError):
     """Base class of every ALF error.
 
     Attributes

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from one_flows.errors import OneFlowsError
+
 BODY_TEXT_LIMIT = 500
 """How many characters of a non-JSON body an exception keeps."""
 
@@ -44,7 +46,7 @@ _AUTH_DETAILS = frozenset(
 _MESSAGE_KEYS = ("detail", "error", "details")
 
 
-class AlyxError(Exception):
+class AlyxError(OneFlowsError):
     """A failure talking to Alyx.
 
     Attributes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 
+from one_flows.errors import OneFlowsError
 
-class FlagError(Exception):
+
+class FlagError(OneFlowsError):
     """Base class of every flag error.
 
     Attributes

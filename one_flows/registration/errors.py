@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from one_flows.errors import OneFlowsError
+
 __all__ = ["MemberNotFound", "RegistrationError", "SubjectNotFound"]
 
 
-class RegistrationError(Exception):
+class RegistrationError(OneFlowsError):
     """A session cannot be registered."""
 
 
