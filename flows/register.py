@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from one_flows import flags
 from one_flows.alf import session_path_parts
 from one_flows.events import emit_session_registered
-from one_flows.registration import FileOutcome, Outcome, SessionReport
+from one_flows.registration import FileOutcome, Outcome, SessionFailed, SessionReport
 from one_flows.tasks import (
     RetrySettings,
     Target,
@@ -167,10 +167,6 @@ def _registered_types(report: SessionReport) -> list[str]:
     return sorted(
         {f.dataset_type for f in report.files if f.status in registered and f.dataset_type}
     )
-
-
-class SessionFailed(RuntimeError):
-    """A session's registration gave up; the message names the session and the reason."""
 
 
 def _result(session_path: Path, target: Target, report: SessionReport) -> SessionResult:

@@ -1,15 +1,78 @@
-"""The root of every error one-flows raises.
+"""The root of every error one-flows raises, the whole tree, and whose fault each one is.
 
-Each layer has its own tree under `OneFlowsError` (`one_flows.alf.ALFError`,
-`one_flows.alyx.AlyxError`, `one_flows.flags.FlagError`,
-`one_flows.registration.RegistrationError`), so ``except OneFlowsError`` catches anything
-one-flows raises on purpose and lets programming errors through.
+Every error one-flows raises on purpose derives from `OneFlowsError`, so ``except
+OneFlowsError`` catches them all and lets programming errors through. Each layer keeps its
+branch in its own module; the whole tree (a builtin in brackets is a second base class, kept so
+that code written against ONE-api goes on catching what it caught)::
+
+    OneFlowsError
+    ├── ALFError                        one_flows.alf: a path or name breaks the ALF spec
+    │   ├── ALFInvalid [ValueError]
+    │   │   ├── ALFInvalidPath
+    │   │   ├── ALFInvalidFilename
+    │   │   └── ALFInvalidPart
+    │   ├── ALFUUIDMismatch [ValueError]
+    │   ├── ALFObjectNotFound           one_flows.one: a query found no such dataset
+    │   ├── ALFMultipleObjectsFound
+    │   ├── ALFMultipleCollectionsFound
+    │   ├── ALFMultipleRevisionsFound
+    │   └── DatasetHashMismatch
+    ├── AlyxError                       one_flows.alyx: a failure talking to Alyx
+    │   ├── AlyxRequestError            4xx: the request itself is wrong
+    │   │   ├── AlyxAuthError           bad or missing credentials                  (outage)
+    │   │   └── AlyxNotFound            404
+    │   └── AlyxUnavailable             the server cannot serve us: TLS, no Alyx    (outage)
+    │       ├── AlyxTransientError      429, 502/503/504, connections, timeouts
+    │       └── AlyxServerError         500 and the other 5xx
+    ├── TargetError                     one_flows.targets: a registration target's answer
+    │   ├── ProtectedDatasets           files already registered as protected
+    │   ├── RegistrationRefused         a batch of files refused
+    │   └── TargetUnavailable           cannot reach or log in to the target        (outage)
+    ├── RegistrationError               one_flows.registration: a session cannot be registered
+    │   ├── MemberNotFound [LookupError]
+    │   │   └── SubjectNotFound
+    │   └── SessionFailed               a registration run gave a session up
+    ├── FlagError                       one_flows.flags: a flag file cannot be used
+    │   ├── FlagLocationError
+    │   ├── FlagUnreadable
+    │   ├── FlagContentError
+    │   ├── ClaimLost
+    │   └── FlagConflict
+    ├── ParquetAppendError [ValueError] one_flows.parquet_append: not appendable parquet
+    ├── PrefectAPIError [RuntimeError]  one_flows.prefect_api: the Prefect API did not start
+    └── Outage                          the infrastructure failed, not the session
+
+Whose fault a failure is decides what happens to the session it stopped: an outage (`Outage`,
+the second base class of the errors marked "(outage)" above) is the infrastructure's, so the
+session is left pending for a later run and its attempts are not spent; anything else is the
+session's own (an unknown subject, user, lab or project, a 4xx about its data, a file the
+server refuses, a flag that cannot be read) and counts towards its quarantine. `is_outage` is
+the one place that decides it.
 """
 
 from __future__ import annotations
 
-__all__ = ["OneFlowsError"]
+__all__ = ["OneFlowsError", "Outage", "is_outage"]
 
 
 class OneFlowsError(Exception):
     """Base class of every error raised by one-flows."""
+
+
+class Outage(OneFlowsError):
+    """The infrastructure failed: the target is unreachable, refuses the credentials, or fails.
+
+    A second base class of the errors that say so (`one_flows.alyx.AlyxAuthError`,
+    `one_flows.alyx.AlyxUnavailable`, `one_flows.targets.TargetUnavailable`).
+    """
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failure is the infrastructure's (an outage) rather than the session's own.
+
+    Outages are `Outage` errors: no or bad credentials, an unreachable server, connection
+    faults and transient faults that outlasted the retries, server errors (5xx). The standard
+    library's `ConnectionError` and `TimeoutError` count as well, from code that raises them
+    bare. Everything else is the session's own failure.
+    """
+    return isinstance(exc, Outage | ConnectionError | TimeoutError)

@@ -25,8 +25,10 @@ from typing import Self
 
 import httpx
 
+from one_flows.errors import OneFlowsError
 
-class PrefectAPIError(RuntimeError):
+
+class PrefectAPIError(OneFlowsError, RuntimeError):
     """The Prefect API server did not start or stopped unexpectedly."""
 
 

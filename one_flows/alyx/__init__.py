@@ -13,6 +13,7 @@ from one_flows.alyx.errors import (
     AlyxRequestError,
     AlyxServerError,
     AlyxTransientError,
+    AlyxUnavailable,
     is_transient,
 )
 from one_flows.alyx.ratelimit import RateLimiter
@@ -31,6 +32,7 @@ __all__ = [
     "AlyxServerError",
     "AlyxSettings",
     "AlyxTransientError",
+    "AlyxUnavailable",
     "RateLimiter",
     "RetryPolicy",
     "Secret",

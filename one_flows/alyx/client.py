@@ -18,6 +18,7 @@ from one_flows.alyx.errors import (
     BODY_TEXT_LIMIT,
     AlyxAuthError,
     AlyxError,
+    AlyxUnavailable,
     error_from_exception,
     error_from_response,
     redact_url,
@@ -215,7 +216,7 @@ class AlyxClient:
         page = self.get(path, params={"limit": page_size, **(params or {})})
         while True:
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise AlyxError(f"GET {path} did not answer a list or a page of results")
+                raise AlyxUnavailable(f"GET {path} did not answer a list or a page of results")
             yield page["results"]
             if not page.get("next") or not page["results"]:
                 return
@@ -382,7 +383,7 @@ def _parse(response: requests.Response, method: str, target: str) -> Any:
         problem = "invalid JSON"
     else:
         problem = f"{content_type or 'no content type'} instead of JSON"
-    raise AlyxError(
+    raise AlyxUnavailable(
         f"{method} {target} → {response.status_code}: {problem}: {summarise_html(response.text)}",
         status=response.status_code,
         method=method,

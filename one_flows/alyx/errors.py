@@ -1,13 +1,17 @@
 """Exceptions raised by the Alyx client, and the one rule that decides which faults are transient.
 
-The hierarchy::
+The hierarchy (its place in the whole tree, and what "outage" means, is drawn in
+`one_flows.errors`)::
 
     AlyxError                      any failure talking to Alyx
     ├── AlyxRequestError           4xx: the request itself is wrong; retrying will not help
-    │   ├── AlyxAuthError          bad credentials, or a token refused after re-authenticating
+    │   ├── AlyxAuthError          bad or no credentials, or a token refused after        (outage)
+    │   │                          re-authenticating
     │   └── AlyxNotFound           404
-    ├── AlyxTransientError         429, 502/503/504, connection refused/reset/dropped, timeouts
-    └── AlyxServerError            500 and other 5xx: a server bug, often triggered by bad input
+    └── AlyxUnavailable            the server cannot serve us: a TLS failure, answers     (outage)
+        │                          that are not Alyx's JSON
+        ├── AlyxTransientError     429, 502/503/504, connection refused/reset/dropped, timeouts
+        └── AlyxServerError        500 and other 5xx: a server bug, often triggered by bad input
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from one_flows.errors import OneFlowsError
+from one_flows.errors import OneFlowsError, Outage
 
 BODY_TEXT_LIMIT = 500
 """How many characters of a non-JSON body an exception keeps."""
@@ -82,19 +86,24 @@ class AlyxRequestError(AlyxError):
     """The server refused the request (4xx); sending it again unchanged will not help."""
 
 
-class AlyxAuthError(AlyxRequestError):
-    """Bad credentials, or a token that the server refused even after re-authenticating."""
+class AlyxAuthError(AlyxRequestError, Outage):
+    """Bad or no credentials, or a token that the server refused even after re-authenticating."""
 
 
 class AlyxNotFound(AlyxRequestError):
     """The record or route does not exist (404)."""
 
 
-class AlyxServerError(AlyxError):
+class AlyxUnavailable(AlyxError, Outage):
+    """The server cannot serve us: a TLS failure, an answer that is not Alyx's JSON (such as a
+    proxy's login page), or one of the subclasses' faults."""
+
+
+class AlyxServerError(AlyxUnavailable):
     """The server failed (500 or another non-transient 5xx), often because of the input."""
 
 
-class AlyxTransientError(AlyxError):
+class AlyxTransientError(AlyxUnavailable):
     """A fault that may go away: throttling, a proxy error, a dropped connection, a timeout.
 
     Attributes:
@@ -273,7 +282,7 @@ def error_from_exception(
     """The exception for a request that got no HTTP response; `path` names it in the message."""
     kwargs: dict[str, Any] = {"method": method, "url": redact_url(url)}
     if isinstance(exc, requests.exceptions.SSLError):
-        return AlyxError(f"{method} {path} → TLS failure: {exc}", **kwargs)
+        return AlyxUnavailable(f"{method} {path} → TLS failure: {exc}", **kwargs)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         what, may_have_run = "timed out connecting", False
     elif isinstance(exc, requests.Timeout):
@@ -284,7 +293,7 @@ def error_from_exception(
         what = "could not connect" if refused else "connection dropped before a response"
         may_have_run = not refused
     else:
-        return AlyxError(f"{method} {path} → {type(exc).__name__}: {exc}", **kwargs)
+        return AlyxUnavailable(f"{method} {path} → {type(exc).__name__}: {exc}", **kwargs)
     return AlyxTransientError(
         f"{method} {path} → {what}", may_have_run=may_have_run, server_message=what, **kwargs
     )

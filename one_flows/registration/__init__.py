@@ -12,7 +12,12 @@ from one_flows.registration.client import (
     default_digest_cache_path,
     default_ledger_path,
 )
-from one_flows.registration.errors import MemberNotFound, RegistrationError, SubjectNotFound
+from one_flows.registration.errors import (
+    MemberNotFound,
+    RegistrationError,
+    SessionFailed,
+    SubjectNotFound,
+)
 from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files
 from one_flows.registration.ledger import LedgerFile, LedgerSession, RegistrationLedger
 from one_flows.registration.outcomes import (
@@ -47,6 +52,7 @@ __all__ = [
     "RegistrationClient",
     "RegistrationError",
     "RegistrationLedger",
+    "SessionFailed",
     "SessionKey",
     "SessionReport",
     "SubjectNotFound",

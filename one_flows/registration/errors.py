@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from one_flows.errors import OneFlowsError
 
-__all__ = ["MemberNotFound", "RegistrationError", "SubjectNotFound"]
+__all__ = ["MemberNotFound", "RegistrationError", "SessionFailed", "SubjectNotFound"]
 
 
 class RegistrationError(OneFlowsError):
@@ -25,3 +25,7 @@ class SubjectNotFound(MemberNotFound):
 
     def __init__(self, member: str, endpoint: str = "subjects") -> None:
         super().__init__(member, endpoint)
+
+
+class SessionFailed(RegistrationError):
+    """A registration run gave a session up; the message names the session and the reason."""

@@ -1,13 +1,12 @@
 """Registration targets: where sessions and datasets are registered (Alyx, or local tables)."""
 
 from one_flows.targets.alyx import AlyxTarget
-from one_flows.targets.base import (
-    DatasetType,
-    FileBatch,
+from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset, RegistrationTarget
+from one_flows.targets.errors import (
     ProtectedDatasets,
-    RegisteredDataset,
     RegistrationRefused,
-    RegistrationTarget,
+    TargetError,
+    TargetUnavailable,
 )
 from one_flows.targets.local import LocalTarget
 
@@ -20,4 +19,6 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "TargetError",
+    "TargetUnavailable",
 ]

@@ -7,13 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from one_flows.alyx import AlyxAuthError, AlyxClient, AlyxError, AlyxNotFound, is_transient
-from one_flows.targets.base import (
-    DatasetType,
-    FileBatch,
-    ProtectedDatasets,
-    RegisteredDataset,
-    RegistrationRefused,
-)
+from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset
+from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused
 
 __all__ = ["AlyxTarget"]
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+# The errors the interface raises, defined with the rest of the targets' tree.
+from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
+
 __all__ = [
     "DatasetType",
     "FileBatch",
@@ -18,6 +21,7 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "TargetUnavailable",
 ]
 
 
@@ -119,33 +123,6 @@ class FileBatch:
         }
         fields.update(changes)
         return FileBatch(**fields)
-
-
-class ProtectedDatasets(Exception):
-    """Some files of a batch are already registered as protected datasets; nothing was done.
-
-    ``details`` maps each file name of the batch, in batch order, to the revisions the target
-    holds for it, latest first, as (revision name, protected) pairs; ``""`` is no revision and an
-    empty list means the file was never registered.
-    """
-
-    def __init__(self, details: dict[str, list[tuple[str, bool]]]) -> None:
-        protected = [name for name, revisions in details.items() if any(p for _, p in revisions)]
-        super().__init__(f"protected datasets: {', '.join(protected) or 'none named'}")
-        self.details = details
-
-
-class RegistrationRefused(Exception):
-    """The target refused a batch of files (bad input or a server-side failure).
-
-    ``status`` is the HTTP status when there is one; ``body`` the target's answer. Registration
-    reports the files of a refused batch as failed instead of stopping.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 @runtime_checkable

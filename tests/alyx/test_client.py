@@ -10,11 +10,11 @@ import requests
 from one_flows.alyx import (
     AlyxAuthError,
     AlyxClient,
-    AlyxError,
     AlyxNotFound,
     AlyxRequestError,
     AlyxServerError,
     AlyxTransientError,
+    AlyxUnavailable,
     RateLimiter,
     RetryPolicy,
 )
@@ -181,7 +181,7 @@ def test_other_json_media_types_are_parsed(client):
 
 
 def test_a_successful_answer_that_is_not_json_is_an_error(client):
-    with pytest.raises(AlyxError, match=r"GET /docs/ → 200: text/html.* instead of JSON"):
+    with pytest.raises(AlyxUnavailable, match=r"GET /docs/ → 200: text/html.* instead of JSON"):
         client.get("/docs/", headers={"Accept": "text/html"})
 
 

@@ -20,9 +20,11 @@ from one_flows.alyx import (
     AlyxRequestError,
     AlyxServerError,
     AlyxTransientError,
+    AlyxUnavailable,
     is_transient,
 )
 from one_flows.alyx.errors import error_from_exception, error_from_response, summarise_html
+from one_flows.errors import is_outage
 
 NGINX_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -206,12 +208,13 @@ def test_a_dropped_connection_may_have_reached_the_server():
     assert exc.may_have_run is True
 
 
-def test_tls_failures_are_not_transient():
+def test_tls_failures_are_not_transient_but_an_outage():
     exc = error_from_exception(
         requests.exceptions.SSLError("certificate verify failed"), "GET", "/x", "https://a/x"
     )
-    assert type(exc) is AlyxError
+    assert type(exc) is AlyxUnavailable
     assert not is_transient(exc)
+    assert is_outage(exc)
 
 
 def http_error(status):
