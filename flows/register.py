@@ -12,23 +12,36 @@ are for flows of your own: a task run costs more orchestration than registering 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from one_flows import flags
 from one_flows.alf import session_path_parts
+from one_flows.errors import is_outage
 from one_flows.events import emit_session_registered
-from one_flows.registration import FileOutcome, Outcome, SessionFailed, SessionReport
+from one_flows.registration import (
+    FileOutcome,
+    MemberNotFound,
+    Outcome,
+    RunFailed,
+    SessionFailed,
+    SessionKey,
+    SessionReport,
+)
+from one_flows.targets import TargetUnavailable
 from one_flows.tasks import (
     RetrySettings,
     Target,
+    check_target,
     current_run_id,
     discover_files,
     find_flagged_sessions,
@@ -47,8 +60,19 @@ __all__ = [
     "register_session",
 ]
 
-SessionStatus = Literal["registered", "failed", "quarantined", "taken", "dry run"]
-"""What happened to a session: ``taken`` means another run claimed it first."""
+SessionStatus = Literal[
+    "registered", "unchanged", "failed", "quarantined", "pending", "taken", "dry run", "would fail"
+]
+"""What happened to a session.
+
+``registered``: the target holds it as it is; ``unchanged``: this machine's ledger of past
+registrations vouches for it, so nothing was sent; ``failed``: its own fault (the reason says
+which), an attempt counted; ``quarantined``: failed for the last allowed time; ``pending``: an
+outage kept it from being registered, and its flag waits, no attempt counted, for a later run;
+``taken``: another run claimed it first; ``dry run``/``would fail``: what a real run would do.
+"""
+GOOD: frozenset[str] = frozenset({"registered", "unchanged", "taken", "dry run", "would fail"})
+"""The statuses of a run that ends Completed."""
 
 
 class FileRow(BaseModel):
@@ -103,6 +127,30 @@ class RegistrationSummary(BaseModel):
     def by_status(self, status: SessionStatus) -> list[SessionResult]:
         """The sessions with that status."""
         return [s for s in self.sessions if s.status == status]
+
+    def failure(self) -> str | None:
+        """Why the run failed, in one line, or None when every session is fine.
+
+        An outage (sessions left pending) is named first; otherwise the sessions failed or
+        quarantined are counted and the first is named with its reason.
+        """
+        pending = self.by_status("pending")
+        failed = [s for s in self.sessions if s.status not in GOOD and s.status != "pending"]
+        if pending:
+            first = pending[0]
+            also = f", and {len(failed)} failed" if failed else ""
+            return (
+                f"{self.target} failed: {len(pending)} of {len(self.sessions)} sessions left "
+                f"pending for a later run (no attempt counted){also}; first: {first.reason}"
+            )
+        if failed:
+            quarantined = len(self.by_status("quarantined"))
+            also = f" ({quarantined} quarantined)" if quarantined else ""
+            return (
+                f"{len(failed)} of {len(self.sessions)} sessions failed{also}; "
+                f"first: {failed[0].reason}"
+            )
+        return None
 
     @property
     def file_counts(self) -> dict[str, int]:
@@ -170,14 +218,16 @@ def _registered_types(report: SessionReport) -> list[str]:
 
 
 def _result(session_path: Path, target: Target, report: SessionReport) -> SessionResult:
-    """The result of a registered session; ``one.session.registered`` is emitted for it.
+    """The result of a session the target answered for; ``one.session.registered`` is emitted
+    for a session registered by this run.
 
-    A session whose files all registered (or were skipped) is ``registered``; one with a
-    refused file is ``failed`` and emits nothing.
+    A session whose files all registered (or were skipped) is ``registered``, or ``unchanged``
+    when the ledger vouched for it and nothing was sent (no event); one with a refused file is
+    ``failed`` and emits nothing.
     """
     result = SessionResult(
         session_path=str(session_path),
-        status="registered",
+        status="unchanged" if report.from_ledger else "registered",
         eid=report.eid,
         retries=report.attempts - 1,
         files=[FileRow.of(o, session_path) for o in sorted(report.files, key=lambda f: f.path)],
@@ -185,17 +235,42 @@ def _result(session_path: Path, target: Target, report: SessionReport) -> Sessio
     failed = [f for f in result.files if f.status == Outcome.FAILED]
     if failed:
         result.status = "failed"
-        result.reason = f"{len(failed)} files refused, e.g. {failed[0].path}: {failed[0].reason}"
+        result.reason = (
+            f"{session_path}: {len(failed)} files refused, e.g. {failed[0].path}: "
+            f"{failed[0].reason}"
+        )
         return result
-    label = registration_client(target).target.label
-    emit_session_registered(report.eid, session_path, label, _registered_types(report))
+    if not report.from_ledger:
+        label = registration_client(target).target.label
+        emit_session_registered(report.eid, session_path, label, _registered_types(report))
     return result
 
 
 def _gave_up(session_path: Path, exc: BaseException) -> SessionResult:
+    """The result of a session that an error stopped: ``pending`` for an outage (see
+    `one_flows.errors.is_outage`), else ``failed``."""
     return SessionResult(
-        session_path=str(session_path), status="failed", reason=f"{session_path}: {exc}"
+        session_path=str(session_path),
+        status="pending" if is_outage(exc) else "failed",
+        reason=f"{session_path}: {exc}",
     )
+
+
+def _refusals(session_path: Path, target: Target) -> list[str]:
+    """What the target would refuse a real run of the session for: an unknown subject, lab or
+    user (the fields a run sends; it sends no projects)."""
+    client = registration_client(target)
+    key = SessionKey.from_path(session_path)
+    named = [("subjects", key.subject), ("labs", key.lab), ("users", client.target.user)]
+    refused = []
+    for endpoint, name in named:
+        if name is None:
+            continue
+        try:
+            client.assert_exists(name, endpoint)
+        except MemberNotFound as exc:
+            refused.append(str(exc))
+    return refused
 
 
 def _preview(session_path: Path, target: Target, listed: Iterable[str] | None) -> SessionResult:
@@ -206,15 +281,24 @@ def _preview(session_path: Path, target: Target, listed: Iterable[str] | None) -
         for p in found.to_register
     ]
     rows += [FileRow.of(o, session_path) for o in found.skipped]
+    refused = _refusals(session_path, target)
     return SessionResult(
-        session_path=str(session_path), status="dry run", files=sorted(rows, key=lambda r: r.path)
+        session_path=str(session_path),
+        status="would fail" if refused else "dry run",
+        reason=f"{session_path}: {'; '.join(refused)}" if refused else None,
+        files=sorted(rows, key=lambda r: r.path),
     )
 
 
 def _finish(claim: flags.Claim, result: SessionResult, options: RegistrationOptions) -> None:
-    """Complete the claim of a registered session; fail (or quarantine) any other."""
-    if result.status == "registered":
+    """Complete the claim of a registered session, give back that of a session an outage kept
+    from registering (no attempt counted), and fail (or quarantine) any other."""
+    if result.status in ("registered", "unchanged"):
         flags.complete(claim, keep_done_marker=options.keep_done_marker)
+        return
+    if result.status == "pending":
+        get_run_logger().warning("%s", result.reason)
+        flags.release(claim, reason=f"outage: {result.reason}")
         return
     get_run_logger().error("%s", result.reason)
     moved = flags.fail(claim, result.reason or "failed", max_attempts=options.max_attempts)
@@ -225,45 +309,70 @@ def _finish(claim: flags.Claim, result: SessionResult, options: RegistrationOpti
 def _register_flagged(
     found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
 ) -> list[SessionResult]:
-    """Claim each flagged session, register the claimed ones in parallel (one task run each),
-    and complete or fail each claim; one result per flag, in order."""
+    """Register the flagged sessions, ``workers`` at once (one task run each): each is claimed
+    as its turn comes, and its claim completed, failed or given back; one result per flag, in
+    order. After an outage the target is checked again: if it is down, no other session is
+    claimed, and those left are ``pending``."""
     run_id = current_run_id()
     session_task = register_session_folder.with_options(**options.retry.task_options())
-    results: list[SessionResult | None] = [None] * len(found)
-    running = []
+    results: dict[int, SessionResult] = {}
+    waiting = deque(enumerate(found))
+    running: dict[PrefectFuture, tuple[int, flags.Claim]] = {}
+    outage: str | None = None
     with ThreadPoolTaskRunner(max_workers=workers) as runner:
-        for i, flag in enumerate(found):
-            claim = flags.claim(flag, run_id)
-            if claim is None:
-                results[i] = SessionResult(
-                    session_path=str(flag.session_path),
-                    status="taken",
-                    reason="claimed by another run",
-                )
+        while running or (waiting and outage is None):
+            while waiting and outage is None and len(running) < workers:
+                i, flag = waiting.popleft()
+                claim = flags.claim(flag, run_id)
+                if claim is None:
+                    results[i] = SessionResult(
+                        session_path=str(flag.session_path),
+                        status="taken",
+                        reason="claimed by another run",
+                    )
+                    continue
+                try:
+                    listed = flags.read_flag(claim.flag).files
+                except flags.FlagError as exc:
+                    results[i] = _gave_up(flag.session_path, exc)
+                    _finish(claim, results[i], options)
+                    continue
+                parameters = {
+                    "session_path": flag.session_path,
+                    "target": target,
+                    "listed": listed,
+                    "max_md5_size": options.max_md5_size,
+                    "recheck": options.recheck,
+                }
+                running[runner.submit(session_task, parameters)] = (i, claim)
+            if not running:
                 continue
-            try:
-                listed = flags.read_flag(claim.flag).files
-            except flags.FlagError as exc:
-                results[i] = _gave_up(flag.session_path, exc)
-                _finish(claim, results[i], options)
-                continue
-            parameters = {
-                "session_path": flag.session_path,
-                "target": target,
-                "listed": listed,
-                "max_md5_size": options.max_md5_size,
-                "recheck": options.recheck,
-            }
-            running.append((i, claim, runner.submit(session_task, parameters)))
-        for i, claim, future in running:
-            session_path = found[i].session_path
+            future = next(as_completed(list(running)))
+            i, claim = running.pop(future)
             report = future.result(raise_on_failure=False)
             if isinstance(report, BaseException):
-                results[i] = _gave_up(session_path, report)
+                results[i] = _gave_up(found[i].session_path, report)
             else:
-                results[i] = _result(session_path, target, report)
+                results[i] = _result(found[i].session_path, target, report)
             _finish(claim, results[i], options)
-    return [r for r in results if r is not None]
+            if results[i].status == "pending" and waiting and outage is None:
+                outage = _down(target, options)
+    for i, flag in waiting:
+        results[i] = SessionResult(
+            session_path=str(flag.session_path),
+            status="pending",
+            reason=f"{flag.session_path}: not tried, {outage}",
+        )
+    return [results[i] for i in sorted(results)]
+
+
+def _down(target: Target, options: RegistrationOptions) -> str | None:
+    """Why the target cannot be used now, or None when its check passes."""
+    try:
+        check_target.with_options(**options.retry.task_options())(target)
+    except TargetUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def _publish(summary: RegistrationSummary, key: str) -> None:
@@ -290,7 +399,7 @@ def register_new_sessions(
     max_parallel_sessions: int = 4,
     session_path: Path | None = None,
     options: RegistrationOptions = RegistrationOptions(),  # noqa: B008 (immutable)
-) -> RegistrationSummary:
+) -> RegistrationSummary | State:
     """Register every flagged session under ``root`` whose files have been quiet a while.
 
     Args:
@@ -313,7 +422,8 @@ def register_new_sessions(
     if not scanned.is_relative_to(root):
         raise ValueError(f"session_path {scanned} is not under root {root}")
     target = Target.choose(alyx, cache_dir, root)
-    summary = RegistrationSummary(root=str(root), target=_describe(target), dry_run=dry_run)
+    label = check_target.with_options(**options.retry.task_options())(target)
+    summary = RegistrationSummary(root=str(root), target=label, dry_run=dry_run)
     if dry_run:
         for found in find_flagged_sessions(scanned, flag, quiet_seconds):
             listed = flags.read_flag(found).files
@@ -324,7 +434,17 @@ def register_new_sessions(
     found = find_flagged_sessions(scanned, flag, quiet_seconds)
     summary.sessions = _register_flagged(found, target, options, max_parallel_sessions)
     _publish(summary, "register-new-sessions")
-    return summary
+    return _final(summary)
+
+
+def _final(summary: RegistrationSummary) -> RegistrationSummary | State:
+    """The summary of a run in which every session is fine; else a Failed state saying why,
+    whose result is a `RunFailed` that carries the summary."""
+    failure = summary.failure()
+    if failure is None:
+        return summary
+    get_run_logger().error("%s", failure)
+    return Failed(message=failure, data=RunFailed(failure, summary))
 
 
 @flow(name="register-session", log_prints=True)
@@ -349,6 +469,7 @@ def register_session(
     session_path = Path(session_path)
     root = data_root(session_path)
     target = Target.choose(alyx, cache_dir, root)
+    label = check_target.with_options(**options.retry.task_options())(target)
     claims = _hold(session_path)
     session_task = register_session_folder.with_options(**options.retry.task_options())
     try:
@@ -358,14 +479,18 @@ def register_session(
         result = _result(session_path, target, report)
     except Exception as exc:
         result = _gave_up(session_path, exc)
+        if result.status == "pending":
+            for claim in claims:
+                flags.release(claim, reason=f"outage: {result.reason}")
+            raise
     for claim in claims:
-        if result.status == "registered":
+        if result.status in ("registered", "unchanged"):
             flags.complete(claim, keep_done_marker=options.keep_done_marker)
         else:
             flags.release(claim, reason=f"manual run failed: {result.reason}")
-    summary = RegistrationSummary(root=str(root), target=_describe(target), sessions=[result])
+    summary = RegistrationSummary(root=str(root), target=label, sessions=[result])
     _publish(summary, "register-session")
-    if result.status != "registered":
+    if result.status not in ("registered", "unchanged"):
         raise SessionFailed(result.reason)
     return result
 
@@ -397,7 +522,3 @@ def data_root(session_path: Path) -> Path:
     """The folder holding a session's ``lab/Subjects`` (or ``subject``) folder."""
     lab, *_ = session_path_parts(session_path)
     return session_path.parents[4 if lab else 2]
-
-
-def _describe(target: Target) -> str:
-    return registration_client(target).target.label

@@ -98,7 +98,15 @@ def _summary_table(summary: Any) -> Table:
             table.add_column(status, justify="right")
     shown = [c.header for c in table.columns[2:]]
     table.add_column("Why", overflow="fold")
-    style = {"registered": "green", "failed": "red", "quarantined": "red", "taken": "yellow"}
+    style = {
+        "registered": "green",
+        "unchanged": "green",
+        "failed": "red",
+        "quarantined": "red",
+        "would fail": "red",
+        "pending": "yellow",
+        "taken": "yellow",
+    }
     for s in summary.sessions:
         counts = s.counts
         table.add_row(
@@ -198,8 +206,9 @@ def _register(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from flows.register import RegistrationOptions, register_new_sessions
+    from flows.register import RegistrationOptions, RegistrationSummary, register_new_sessions
     from one_flows.flags import find_flags
+    from one_flows.registration import RunFailed
 
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):
@@ -237,14 +246,14 @@ def _register(
 
     EventsWorker.drain_all()  # the embedded API stops with this process
     state = results[0]
+    result = state.result(raise_on_failure=False)
+    summary = result.summary if isinstance(result, RunFailed) else result
+    if isinstance(summary, RegistrationSummary):
+        console.print(_summary_table(summary))
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
+        console.print(f"{len(summary.sessions)} sessions; files: {counts or 'none'}")
     if not state.is_completed():
         console.print(f"[red]The registration flow ended {state.name}: {state.message}[/]")
-        raise typer.Exit(1)
-    summary = state.result()
-    console.print(_summary_table(summary))
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
-    console.print(f"{len(summary.sessions)} sessions; files: {counts or 'none'}")
-    if summary.by_status("failed") or summary.by_status("quarantined"):
         raise typer.Exit(1)
 
 

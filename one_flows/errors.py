@@ -31,7 +31,8 @@ that code written against ONE-api goes on catching what it caught)::
     ├── RegistrationError               one_flows.registration: a session cannot be registered
     │   ├── MemberNotFound [LookupError]
     │   │   └── SubjectNotFound
-    │   └── SessionFailed               a registration run gave a session up
+    │   ├── SessionFailed               a registration run gave a session up
+    │   └── RunFailed                   sessions of a registration run failed or are pending
     ├── FlagError                       one_flows.flags: a flag file cannot be used
     │   ├── FlagLocationError
     │   ├── FlagUnreadable

@@ -52,7 +52,7 @@ from one_flows.registration import (
     SessionReport,
     default_digest_cache_path,
 )
-from one_flows.targets import AlyxTarget, LocalTarget, RegistrationTarget
+from one_flows.targets import AlyxTarget, LocalTarget, RegistrationTarget, TargetUnavailable
 
 __all__ = [
     "HASHING_PROGRESS_MIN_BYTES",
@@ -65,6 +65,7 @@ __all__ = [
     "SharedRateLimit",
     "Target",
     "alyx_rate_limit_name",
+    "check_target",
     "claim_session",
     "complete_claim",
     "create_or_fetch_session",
@@ -106,6 +107,8 @@ def retry_if_transient(task: Any, task_run: TaskRun, state: State) -> bool:
     exc = state.result(raise_on_failure=False)
     if not isinstance(exc, BaseException):
         return False
+    if isinstance(exc, TargetUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__  # a failed check is retried as the fault that failed it
     if isinstance(exc, AlyxServerError):
         return task_run.run_count <= SERVER_ERROR_RETRIES
     if not is_transient(exc):
@@ -326,6 +329,18 @@ def registration_client(target: Target) -> RegistrationClient:
                 _CLIENTS.popitem(last=False)[1].close()
         _CLIENTS.move_to_end(key)
         return client
+
+
+@task(cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, retries=4)
+def check_target(target: Target) -> str:
+    """Make sure the target can be used (see `RegistrationTarget.check`); returns its label.
+
+    Raises:
+        TargetUnavailable: it cannot; the message names the cause and what to do.
+    """
+    checked = registration_client(target).target
+    checked.check()
+    return checked.label
 
 
 # -- flags ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ background services (the scheduler, event triggers) share one `prefect server st
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 
     with PrefectServer(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
+
+
+@pytest.fixture
+def sample_root(tmp_path: Path) -> Path:
+    """A data folder of six flagged sample sessions of three subjects."""
+    from one_flows.sample import make_sample_tree
+
+    root = tmp_path / "data"
+    make_sample_tree(root, sessions_per_subject=1)
+    return root

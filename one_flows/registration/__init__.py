@@ -15,6 +15,7 @@ from one_flows.registration.client import (
 from one_flows.registration.errors import (
     MemberNotFound,
     RegistrationError,
+    RunFailed,
     SessionFailed,
     SubjectNotFound,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RegistrationClient",
     "RegistrationError",
     "RegistrationLedger",
+    "RunFailed",
     "SessionFailed",
     "SessionKey",
     "SessionReport",

@@ -37,6 +37,7 @@ import requests
 
 from one_flows.alf import get_session_path, is_uuid_string
 from one_flows.alyx import AlyxClient, AlyxTransientError
+from one_flows.errors import is_outage
 from one_flows.hashing import ABOVE_MAX_MD5_SIZE, DigestCache, hash_files
 from one_flows.registration.errors import MemberNotFound, SubjectNotFound
 from one_flows.registration.files import (
@@ -378,7 +379,7 @@ class RegistrationClient:
                 rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
             report = _report_from_ledger(key, entry, fields, rel_paths, file_options)
             if report is not None:
-                logger.info("%s (all as in the ledger)", report.summary())
+                logger.info("%s", report.summary())
                 return report
         trusted = None if recheck else entry
         classifier = _Classifier(self._dataset_type_matcher, trusted)
@@ -769,13 +770,17 @@ class RegistrationClient:
         """Fail the files a refusal names, and send the rest again.
 
         Alyx answers 500 for a whole batch when one file has no dataset type, naming the file
-        (and registers the files before it). A refusal that names no file of the batch, or a
-        4xx, concerns the request as a whole: every file fails with it.
+        (and registers the files before it). A 4xx, or a refusal that names no file of the
+        batch, concerns the request as a whole: every file fails with it, unless the refusal
+        came from an outage (a 5xx that names no file: the server's failure, raised).
         """
         reason = str(exc)
         named = [
             i for i, name in enumerate(batch.filenames) if f'"{name.rpartition("/")[2]}"' in reason
         ]
+        cause = exc.__cause__
+        if not named and cause is not None and is_outage(cause):
+            raise cause
         if (exc.status is not None and exc.status < 500) or not named:
             return [c.outcome(Outcome.FAILED, reason) for c in files]
         outcomes: list[FileOutcome | None] = [None] * len(files)
@@ -1027,7 +1032,7 @@ def _report_from_ledger(
                 dataset={"id": known.dataset_id},
             )
         )
-    return SessionReport(key.path, entry.record, False, outcomes)
+    return SessionReport(key.path, entry.record, False, outcomes, from_ledger=True)
 
 
 def _settled_stats(paths: list[Path]) -> dict[Path, os.stat_result]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from one_flows.errors import OneFlowsError
 
-__all__ = ["MemberNotFound", "RegistrationError", "SessionFailed", "SubjectNotFound"]
+__all__ = ["MemberNotFound", "RegistrationError", "RunFailed", "SessionFailed", "SubjectNotFound"]
 
 
 class RegistrationError(OneFlowsError):
@@ -29,3 +31,13 @@ class SubjectNotFound(MemberNotFound):
 
 class SessionFailed(RegistrationError):
     """A registration run gave a session up; the message names the session and the reason."""
+
+
+class RunFailed(RegistrationError):
+    """A registration run ended with sessions failed, quarantined, or left pending by an
+    outage; the message counts them and names the first, ``summary`` says what happened to
+    every session."""
+
+    def __init__(self, message: str, summary: Any) -> None:
+        super().__init__(message)
+        self.summary = summary

@@ -74,6 +74,8 @@ class SessionReport:
     updated). ``error`` is set only by the batch methods (``register_sessions``,
     ``create_sessions``) when something stopped this session; other sessions went on.
     ``attempts`` counts the tries it took, where a caller retries (the Prefect task does).
+    ``from_ledger`` tells that the registration ledger vouched for the session and its files,
+    so nothing was asked of or sent to the target.
     """
 
     session_path: Path
@@ -82,6 +84,7 @@ class SessionReport:
     files: list[FileOutcome] = field(default_factory=list)
     error: BaseException | None = None
     attempts: int = 1
+    from_ledger: bool = False
 
     @property
     def eid(self) -> str | None:
@@ -112,5 +115,8 @@ class SessionReport:
         if self.error is not None:
             return f"{self.session_path}: failed: {self.error}"
         counts = ", ".join(f"{n} {status}" for status, n in self.counts.items())
-        action = "created" if self.created else "updated"
+        if self.from_ledger:
+            action = "unchanged as this machine's ledger records it, nothing sent"
+        else:
+            action = "created" if self.created else "updated"
         return f"{self.session_path}: session {self.eid} {action}; files: {counts}"

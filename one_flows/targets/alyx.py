@@ -6,13 +6,22 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from one_flows.alyx import AlyxAuthError, AlyxClient, AlyxError, AlyxNotFound, is_transient
+from one_flows.alyx import (
+    AlyxAuthError,
+    AlyxClient,
+    AlyxError,
+    AlyxNotFound,
+    AlyxTransientError,
+    AlyxUnavailable,
+    is_transient,
+)
 from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset
-from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused
+from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
 
 __all__ = ["AlyxTarget"]
 
 _PROTECTED_ERROR = "One or more datasets is protected"
+_NOT_PROVIDED = "Authentication credentials were not provided."
 
 
 class AlyxTarget:
@@ -41,15 +50,56 @@ class AlyxTarget:
         """``alyx:<base url>``."""
         return f"alyx:{self.client.base_url}"
 
+    def check(self) -> None:
+        """Log in if need be and read the dataset types, kept for later use: one authenticated
+        request (whatever was read before).
+
+        Raises:
+            TargetUnavailable: the server cannot be reached, refuses or lacks the credentials,
+                or fails; the message says which and what to do.
+        """
+        try:
+            types = self._read_dataset_types()
+        except AlyxError as exc:
+            raise self._unavailable(exc) from exc
+        with self._lock:
+            self._dataset_types = types
+
+    def _unavailable(self, exc: AlyxError) -> TargetUnavailable:
+        """The `TargetUnavailable` that says why ``exc`` keeps the server from being used."""
+        url = self.client.base_url
+        body = exc.response_body if isinstance(exc.response_body, dict) else {}
+        if isinstance(exc, AlyxAuthError):
+            if exc.status is None or body.get("detail") == _NOT_PROVIDED:
+                cause = "no credentials"
+                advice = "give a user name and password (or a token) in an AlyxCredentials block"
+            else:
+                cause = "bad credentials"
+                advice = f"check the password (or token) of {self.client.username or 'the user'}"
+            advice += ", or ALYX_LOGIN and ALYX_PASSWORD"
+        elif isinstance(exc, AlyxTransientError) and exc.status is None:
+            cause = "unreachable"
+            advice = f"check the URL {url} and that the server is up; flags are left for later"
+        elif isinstance(exc, AlyxUnavailable) and (exc.status or 0) >= 429:
+            cause = "throttled (429)" if exc.status == 429 else f"server error {exc.status}"
+            advice = "the server is failing: see its logs; flags are left for a later run"
+        else:
+            cause = "not an Alyx server"
+            advice = f"check that {url} is the URL of Alyx's REST API, and its TLS certificate"
+        return TargetUnavailable(self.label, cause, exc.message, advice)
+
     def dataset_types(self) -> list[DatasetType]:
         """All dataset types (one ``GET /dataset-types``, then kept)."""
         with self._lock:
             if self._dataset_types is None:
-                self._dataset_types = [
-                    DatasetType(t["name"], t.get("filename_pattern") or "")
-                    for t in self.client.list_all("/dataset-types")
-                ]
+                self._dataset_types = self._read_dataset_types()
             return list(self._dataset_types)
+
+    def _read_dataset_types(self) -> list[DatasetType]:
+        return [
+            DatasetType(t["name"], t.get("filename_pattern") or "")
+            for t in self.client.list_all("/dataset-types")
+        ]
 
     def file_extensions(self) -> frozenset[str]:
         """The extensions of the server's data formats (one ``GET /data-formats``, then kept)."""

@@ -145,6 +145,17 @@ class RegistrationTarget(Protocol):
         """A short description of the target for logs and events, e.g. ``alyx:https://...``."""
         ...
 
+    def check(self) -> None:
+        """Make sure the target can be used before anything is claimed or sent: for a database,
+        one cheap authenticated request.
+
+        Raises:
+            TargetUnavailable: it cannot be used (unreachable, no or bad credentials, failing);
+                the message names the cause and what to do, the error that showed it is the
+                ``__cause__``.
+        """
+        ...
+
     def dataset_types(self) -> list[DatasetType] | None:
         """All dataset types, whose patterns decide which files can be registered; None when
         every valid ALF file is a dataset, of type ``object.attribute``."""

@@ -7,6 +7,7 @@ import datetime
 import functools
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from one_flows.targets.base import (
     FileBatch,
     RegisteredDataset,
     RegistrationRefused,
+    TargetUnavailable,
 )
 
 __all__ = ["LocalTarget"]
@@ -81,6 +83,20 @@ class LocalTarget:
     def label(self) -> str:
         """``local:<cache dir>``."""
         return f"local:{self.cache_dir}"
+
+    def check(self) -> None:
+        """Make sure a file can be written in the tables folder and its tables read.
+
+        Raises:
+            TargetUnavailable: they cannot.
+        """
+        try:
+            tempfile.TemporaryFile(dir=self.cache_dir).close()
+            with self._lock:
+                self._tables()
+        except (OSError, ValueError) as exc:
+            advice = f"check {self.cache_dir} and its tables"
+            raise TargetUnavailable(self.label, "tables unusable", str(exc), advice) from exc
 
     def dataset_types(self) -> list[DatasetType] | None:
         """The dataset types given at creation, or None (any ``object.attribute``)."""

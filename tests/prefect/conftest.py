@@ -1,7 +1,5 @@
 """Fixtures of the Prefect-layer tests; the Prefect API fixtures are in tests/conftest.py."""
 
-from pathlib import Path
-
 import pytest
 
 
@@ -14,13 +12,3 @@ def alyx(alyx_server, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
     monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
     return alyx_server
-
-
-@pytest.fixture
-def sample_root(tmp_path: Path) -> Path:
-    """A data folder of six flagged sample sessions of three subjects."""
-    from one_flows.sample import make_sample_tree
-
-    root = tmp_path / "data"
-    make_sample_tree(root, sessions_per_subject=1)
-    return root

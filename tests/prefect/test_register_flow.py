@@ -70,7 +70,11 @@ def test_the_ledger_spares_requests_unless_asked_to_recheck(prefect_api, alyx, s
     (session / "create_me.flag").touch()
     again = _register(sample_root, alyx)
     assert set(again.file_counts) <= {"unchanged", "skipped"}
-    assert alyx.request_count() == asked  # this machine registered it: nothing to ask
+    # This machine registered it: nothing is asked about the session, and nothing is said to
+    # have been registered; the run only checked that it could reach and log in to the server.
+    assert [(s.session_path, s.status) for s in again.sessions] == [(str(session), "unchanged")]
+    assert alyx.request_count() - asked == 2
+    assert alyx.request_count("POST", "/auth-token") == alyx.request_count("GET", "/dataset-types")
     (session / "create_me.flag").touch()
     rechecked = register_new_sessions(
         sample_root,
@@ -97,33 +101,46 @@ def test_transient_faults_are_retried_until_they_pass(prefect_api, alyx, sample_
     assert _flags(sample_root) == []
 
 
+def _failed(root: Path, alyx, **kwargs):
+    """Run the flow, which must end Failed; returns its message and its summary."""
+    kwargs.setdefault("options", FAST)
+    state = register_new_sessions(root, alyx=alyx.url, quiet_seconds=0, return_state=True, **kwargs)
+    assert state.is_failed()
+    return state.message, state.result(raise_on_failure=False).summary
+
+
 def test_a_refused_request_is_not_retried(prefect_api, alyx, sample_root):
     alyx.faults.add(method="POST", path="/sessions", kind="status", status=400, times=1)
-    summary = _register(sample_root, alyx, max_parallel_sessions=1)
+    message, summary = _failed(sample_root, alyx, max_parallel_sessions=1)
     failed = summary.by_status("failed")
     assert len(failed) == 1 and len(summary.by_status("registered")) == SESSIONS - 1
+    assert message == f"1 of {SESSIONS} sessions failed; first: {failed[0].reason}"
     assert alyx.request_count("POST", "/sessions") == SESSIONS
-    assert failed[0].session_path in failed[0].reason and "400" in failed[0].reason
+    assert failed[0].reason.startswith(failed[0].session_path) and "400" in failed[0].reason
     assert [f.state for f in _flags(sample_root)] == [FlagState.FAILED]
 
 
-def test_a_server_error_is_retried_a_couple_of_times(prefect_api, alyx, sample_root):
+def test_a_server_error_is_retried_a_couple_of_times_then_waits_as_an_outage(
+    prefect_api, alyx, sample_root
+):
     alyx.faults.add(method="POST", path="/sessions", kind="status", status=500)
-    summary = _register(sample_root, alyx, max_parallel_sessions=1)
-    assert [s.status for s in summary.sessions] == ["failed"] * SESSIONS
+    message, summary = _failed(sample_root, alyx, max_parallel_sessions=1)
+    assert [s.status for s in summary.sessions] == ["pending"] * SESSIONS
+    # Each was tried 1 + SERVER_ERROR_RETRIES times: the server's check passed after each.
     assert alyx.request_count("POST", "/sessions") == SESSIONS * (1 + SERVER_ERROR_RETRIES)
     reason = summary.sessions[0].reason
     assert reason.startswith(summary.sessions[0].session_path) and "500" in reason
+    assert message.startswith(f"alyx:{alyx.url} failed: {SESSIONS} of {SESSIONS} sessions left")
+    assert {f.state for f in _flags(sample_root)} == {FlagState.PENDING}
 
 
-def test_a_batch_the_server_fails_is_reported_and_not_sent_again(prefect_api, alyx, sample_root):
+def test_a_batch_the_server_fails_naming_no_file_is_an_outage(prefect_api, alyx, sample_root):
     alyx.faults.add(method="POST", path="/register-file", kind="status", status=500)
-    summary = _register(sample_root, alyx, max_parallel_sessions=1)
-    assert [s.status for s in summary.sessions] == ["failed"] * SESSIONS
-    assert alyx.request_count("POST", "/register-file") == SESSIONS
-    files = summary.sessions[0].files
-    assert {f.status for f in files if f.dataset_type} == {"failed"}
-    assert all("500" in f.reason for f in files if f.status == "failed")
+    message, summary = _failed(sample_root, alyx, max_parallel_sessions=1)
+    assert [s.status for s in summary.sessions] == ["pending"] * SESSIONS
+    assert alyx.request_count("POST", "/register-file") == SESSIONS * (1 + SERVER_ERROR_RETRIES)
+    assert "POST /register-file → 500" in message
+    assert {f.state for f in _flags(sample_root)} == {FlagState.PENDING}
 
 
 def test_a_crashed_claim_is_taken_back_and_registered(prefect_api, alyx, sample_root):
@@ -166,11 +183,14 @@ def test_a_failing_session_does_not_stop_the_others(
     monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
     monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
     alyx_server.add_subject("KS022", lab="cortexlab")  # KS023 and SWC_043 are unknown
-    summary = _register(sample_root, alyx_server, options=RegistrationOptions(max_attempts=1))
+    message, summary = _failed(
+        sample_root, alyx_server, options=RegistrationOptions(max_attempts=1)
+    )
     by_subject = {Path(s.session_path).parts[-3]: s.status for s in summary.sessions}
     assert by_subject == {"KS022": "registered", "KS023": "quarantined", "SWC_043": "quarantined"}
     quarantined = summary.by_status("quarantined")[0]
     assert "KS023" in quarantined.reason or "SWC_043" in quarantined.reason
+    assert message == f"4 of 6 sessions failed (4 quarantined); first: {quarantined.reason}"
     assert {f.state for f in _flags(sample_root)} == {FlagState.QUARANTINED}
     assert len(_flags(sample_root)) == 4
 

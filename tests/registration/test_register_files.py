@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from one_flows.alyx import AlyxServerError
+from one_flows.errors import is_outage
 from one_flows.registration import (
     NO_DATASET_TYPE,
     NOT_ALF,
@@ -174,14 +176,19 @@ def test_request_level_refusal_fails_every_file(client, make_session, server):
     assert server.request_count("POST", "/register-file") - before == 1
 
 
-def test_unknown_500_fails_the_batch_without_retrying(client, make_session, server):
+def test_a_500_naming_no_file_is_the_servers_failure_raised_without_retrying(
+    client, make_session, server
+):
+    """Not the files' fault (an outage): raised for the caller to retry later, not reported as
+    failed files."""
     path = make_session(GOOD_FILES)
     _register_session_record(client, path)
     server.faults.add(method="POST", path="/register-file", kind="status", status=500, times=1)
 
-    outcomes = client.register_files(_files(path, GOOD_FILES))
+    with pytest.raises(AlyxServerError, match="500") as raised:
+        client.register_files(_files(path, GOOD_FILES))
 
-    assert {o.status for o in outcomes} == {Outcome.FAILED}
+    assert is_outage(raised.value)
     assert server.request_count("POST", "/register-file") == 1
 
 

@@ -19,7 +19,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.register import RegistrationOptions, register_new_sessions
 from one_flows.alyx import AlyxClient
 from one_flows.blocks import AlyxCredentials
-from one_flows.registration import Outcome, RegistrationClient
+from one_flows.registration import Outcome, RegistrationClient, RunFailed
+from one_flows.targets import TargetUnavailable
 from one_flows.tasks import RetrySettings
 
 FAULT_RATE = 0.30
@@ -122,7 +123,13 @@ def test_random_faults_lose_nothing_and_duplicate_nothing(
     states = _run_until_done(tree, block)
 
     alyx_server.faults.clear()
-    assert all(s.is_completed() for s in states), [s.message for s in states]
+    # A run ends Completed, or Failed by an outage (faults that outlasted the retries) that
+    # left sessions pending: never a session failed for the server's faults.
+    assert states[-1].is_completed(), [s.message for s in states]
+    for state in states:
+        failure = state.result(raise_on_failure=False)
+        assert state.is_completed() or isinstance(failure, RunFailed | TargetUnavailable)
+        assert not {"failed", "quarantined"} & {s.status for s in _sessions(state)}
     assert tree.flags() == []
     audit_server(alyx_server, tree).assert_exact()
     # The faults did happen, of every kind, and the flow retried through them.
@@ -130,8 +137,17 @@ def test_random_faults_lose_nothing_and_duplicate_nothing(
     _assert_rate_near(sum(fired.values()), alyx_server.request_count(), FAULT_RATE)
     retries = _retries([s.state_details.flow_run_id for s in states])
     assert retries > 0
-    registered = Counter(s.status for st in states for s in st.result().sessions)
+    registered = Counter(s.status for st in states for s in _sessions(st))
     assert registered["registered"] == size[0]
+
+
+def _sessions(state) -> list:
+    """The session results of a run, whether it completed or failed (none when its check of
+    the server failed, before anything was claimed)."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, TargetUnavailable):
+        return []
+    return result.summary.sessions if isinstance(result, RunFailed) else result.sessions
 
 
 def test_a_server_restart_mid_run_loses_and_duplicates_nothing(
@@ -162,10 +178,11 @@ def test_a_server_restart_mid_run_loses_and_duplicates_nothing(
     )
     watcher.join()
     assert restarted.is_set()
-    # The run ends in a known state: completed, each session registered or its flag failed.
-    assert first.is_completed(), first.message
-    statuses = {s.status for s in first.result().sessions}
-    assert statuses <= {"registered", "failed"}
+    # The run ends in a known state: completed with every session registered, or failed by the
+    # outage with the sessions it kept from registering pending (their flags as they were).
+    statuses = {s.status for s in _sessions(first)}
+    assert statuses <= {"registered", "pending"}
+    assert first.is_completed() == (statuses == {"registered"}), first.message
     again = _run_until_done(tree, block)
     assert all(s.is_completed() for s in again)
     assert tree.flags() == []

@@ -86,7 +86,7 @@ def test_password_and_token_never_leave_the_client(
             caplog.text,
             out,
             err,
-            repr(state.result()),
+            repr(state.result(raise_on_failure=False)),  # failed: the batch's 500 is an outage
             repr(ok),
             repr(emitted),
             *errors,
