@@ -75,7 +75,7 @@ def _heartbeats(on: bool) -> Iterator[None]:
 
 def flow(root: str, url: str, heartbeats: bool = True) -> dict:
     """Run the register-new-sessions flow against the configured Prefect server."""
-    from flows.register import register_new_sessions
+    from one_flows.prefect.register import register_new_sessions
 
     with _heartbeats(heartbeats):
         seconds, summary = timed(

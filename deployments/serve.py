@@ -7,7 +7,7 @@ is the same as ``one-flows serve --root /mnt/s0/Data [--alyx BLOCK_NAME]``; see 
 
 import argparse
 
-from flows.serve import serve
+from one_flows.prefect.serve import serve
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

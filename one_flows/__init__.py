@@ -13,7 +13,7 @@ _PREFECT_MEMBERS = ("AlyxCredentials",)
 
 def __getattr__(name: str) -> Any:
     if name in _PREFECT_MEMBERS:
-        from one_flows import blocks
+        from one_flows.prefect import blocks
 
         return getattr(blocks, name)
     raise AttributeError(f"module 'one_flows' has no attribute {name!r}")

@@ -206,8 +206,12 @@ def _register(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from flows.register import RegistrationOptions, RegistrationSummary, register_new_sessions
     from one_flows.flags import find_flags
+    from one_flows.prefect.register import (
+        RegistrationOptions,
+        RegistrationSummary,
+        register_new_sessions,
+    )
     from one_flows.registration import RunFailed
 
     if not verbose:
@@ -277,8 +281,8 @@ def watch(
     The on-flag deployment of prefect.yaml turns each event into a registration; needs a
     Prefect server (PREFECT_API_URL).
     """
-    from one_flows.events import emit_session_flagged
     from one_flows.flags import FlagWatcher
+    from one_flows.prefect.events import emit_session_flagged
 
     if not _api_url():
         raise typer.BadParameter("watch sends events to a Prefect server: set PREFECT_API_URL")
@@ -401,8 +405,8 @@ def serve(
     limit: Annotated[int | None, typer.Option(min=1, help="Flow runs at once, at most.")] = None,
 ) -> None:
     """Serve every deployment of prefect.yaml from this process, until interrupted."""
-    from flows.serve import DEFAULT_PREFECT_FILE
-    from flows.serve import serve as serve_deployments
+    from one_flows.prefect.serve import DEFAULT_PREFECT_FILE
+    from one_flows.prefect.serve import serve as serve_deployments
 
     parameters = {k: v for k, v in {"root": str(root) if root else None, "alyx": alyx}.items() if v}
     console.print(f"Serving the deployments of {prefect_file or DEFAULT_PREFECT_FILE}")

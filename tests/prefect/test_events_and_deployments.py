@@ -17,11 +17,11 @@ from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
-from flows.preprocess import preprocess
-from flows.register import register_new_sessions
-from flows.serve import DEFAULT_PREFECT_FILE, load_deployments
 from one_flows.cli import app
-from one_flows.events import SESSION_FLAGGED, SESSION_REGISTERED, emit_session_registered
+from one_flows.prefect.events import SESSION_FLAGGED, SESSION_REGISTERED, emit_session_registered
+from one_flows.prefect.preprocess import preprocess
+from one_flows.prefect.register import register_new_sessions
+from one_flows.prefect.serve import DEFAULT_PREFECT_FILE, load_deployments
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {

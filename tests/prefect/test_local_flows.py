@@ -8,11 +8,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
-from flows.register import register_new_sessions, register_session
-from flows.update_cache import update_cache
-from one_flows import tasks
 from one_flows.flags import find_flags
 from one_flows.one import One
+from one_flows.prefect import tasks
+from one_flows.prefect.register import register_new_sessions, register_session
+from one_flows.prefect.update_cache import update_cache
 
 
 def test_without_alyx_sessions_go_into_cache_tables_of_the_root(

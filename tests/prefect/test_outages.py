@@ -18,12 +18,12 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.register import RegistrationOptions, register_new_sessions, register_session
 from one_flows.flags import FlagState, find_flags
+from one_flows.prefect.register import RegistrationOptions, register_new_sessions, register_session
+from one_flows.prefect.tasks import RetrySettings
 from one_flows.prefect_api import free_port
 from one_flows.registration import RunFailed
 from one_flows.targets import TargetUnavailable
-from one_flows.tasks import RetrySettings
 
 FAST = RegistrationOptions(retry=RetrySettings(retries=2, delay_seconds=0, jitter_factor=0))
 SESSIONS = 6
@@ -180,7 +180,7 @@ def test_a_dry_run_says_what_the_target_would_refuse(prefect_api, alyx_server, s
 
 def _block(server) -> str:
     """A saved AlyxCredentials block for ``server``; returns its name."""
-    from one_flows.blocks import AlyxCredentials
+    from one_flows.prefect.blocks import AlyxCredentials
 
     name = f"outages-{server.port}"
     AlyxCredentials(base_url=server.url, username=server.username, password=server.password).save(

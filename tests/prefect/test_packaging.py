@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 from prefect.blocks.core import Block
 from prefect.utilities.importtools import load_module
 
-from one_flows.blocks import AlyxCredentials
+from one_flows.prefect.blocks import AlyxCredentials
 
 
 def test_importing_the_library_does_not_import_prefect():

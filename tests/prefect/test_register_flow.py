@@ -11,9 +11,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Crashed, Running
 
-from flows.register import RegistrationOptions, register_new_sessions
 from one_flows.flags import FlagState, claim, find_flags
-from one_flows.tasks import SERVER_ERROR_RETRIES, RetrySettings
+from one_flows.prefect.register import RegistrationOptions, register_new_sessions
+from one_flows.prefect.tasks import SERVER_ERROR_RETRIES, RetrySettings
 
 
 @flow(name="crashing")

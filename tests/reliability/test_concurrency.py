@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from flows.register import (
+from one_flows.flags import FlagState
+from one_flows.prefect.register import (
     RegistrationOptions,
     SessionFailed,
     register_new_sessions,
     register_session,
 )
-from one_flows.flags import FlagState
-from one_flows.tasks import RetrySettings
+from one_flows.prefect.tasks import RetrySettings
 
 OPTIONS = RegistrationOptions(retry=RetrySettings(retries=2, delay_seconds=0, jitter_factor=0))
 

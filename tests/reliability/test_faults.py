@@ -16,12 +16,12 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.register import RegistrationOptions, register_new_sessions
 from one_flows.alyx import AlyxClient
-from one_flows.blocks import AlyxCredentials
+from one_flows.prefect.blocks import AlyxCredentials
+from one_flows.prefect.register import RegistrationOptions, register_new_sessions
+from one_flows.prefect.tasks import RetrySettings
 from one_flows.registration import Outcome, RegistrationClient, RunFailed
 from one_flows.targets import TargetUnavailable
-from one_flows.tasks import RetrySettings
 
 FAULT_RATE = 0.30
 READ_TIMEOUT = 0.5

@@ -16,8 +16,8 @@ from prefect_dask import DaskTaskRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from flows.register import register_new_sessions
-from one_flows import tasks
+from one_flows.prefect import tasks
+from one_flows.prefect.register import register_new_sessions
 
 # The sample sessions are small: send every session's hashing through hash_session_files, as
 # sessions of more than HASHING_PROGRESS_MIN_BYTES are.

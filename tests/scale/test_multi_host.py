@@ -21,10 +21,10 @@ from prefect.workers.process import ProcessWorker
 
 from one_flows.alyx import AlyxClient
 from one_flows.flags import find_flags
+from one_flows.prefect.tasks import SHARED_LIMIT_BATCH, alyx_rate_limit_name
 from one_flows.registration import RegistrationClient
 from one_flows.sample import make_sample_tree
 from one_flows.targets import AlyxTarget
-from one_flows.tasks import SHARED_LIMIT_BATCH, alyx_rate_limit_name
 from one_flows.testing import AlyxTestServer
 
 REPO = Path(__file__).resolve().parents[2]

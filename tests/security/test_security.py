@@ -14,11 +14,11 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 
 from one_flows.alyx import AlyxClient, AlyxError
-from one_flows.blocks import AlyxCredentials
+from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.registration import Outcome, RegistrationClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the top-level `flows` package
-from flows.register import register_new_sessions, register_session
+from one_flows.prefect.register import register_new_sessions, register_session
 
 SESSION = Path("cortexlab", "Subjects", "algernon", "2026-03-01", "001")
 
@@ -59,9 +59,9 @@ def test_password_and_token_never_leave_the_client(
     ).save(block)
     emitted = []
     monkeypatch.setattr(
-        "one_flows.events.emit_event", lambda *a, **k: emitted.append((a, k)), raising=True
+        "one_flows.prefect.events.emit_event", lambda *a, **k: emitted.append((a, k)), raising=True
     )
-    monkeypatch.setattr("flows.register.emit_session_registered", _recording(emitted))
+    monkeypatch.setattr("one_flows.prefect.register.emit_session_registered", _recording(emitted))
     session = _session(tmp_path / "data")
     (session / "alf" / "spikes.clusters.npy").write_bytes(b"x")  # refused below: an error text
     alyx_server.faults.add(method="POST", path="/register-file", kind="status", status=500)

@@ -16,9 +16,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from flows.register import data_root
 from one_flows.cache import update_tables
 from one_flows.one import One
+from one_flows.prefect.register import data_root
 
 __all__ = ["TrialsSummary", "preprocess"]
 

@@ -22,8 +22,8 @@ from prefect.events import DeploymentEventTrigger
 
 __all__ = ["DEFAULT_PREFECT_FILE", "load_deployments", "serve"]
 
-DEFAULT_PREFECT_FILE = Path(__file__).resolve().parents[1] / "prefect.yaml"
-"""The ``prefect.yaml`` beside the ``flows`` package, in a checkout of one-flows."""
+DEFAULT_PREFECT_FILE = Path(__file__).resolve().parents[2] / "prefect.yaml"
+"""The ``prefect.yaml`` of a checkout of one-flows."""
 
 
 def _flow(entrypoint: str) -> Flow:
@@ -32,7 +32,7 @@ def _flow(entrypoint: str) -> Flow:
     module = Path(path)
     if module.parent.name != "flows" or module.suffix != ".py":
         raise ValueError(f"entrypoint {entrypoint!r} is not a flow of the flows package")
-    return getattr(importlib.import_module(f"flows.{module.stem}"), name)
+    return getattr(importlib.import_module(f"one_flows.prefect.{module.stem}"), name)
 
 
 def _schedule(spec: dict[str, Any]) -> IntervalSchedule | CronSchedule:

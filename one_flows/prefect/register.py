@@ -27,18 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from one_flows import flags
 from one_flows.alf import session_path_parts
 from one_flows.errors import is_outage
-from one_flows.events import emit_session_registered
-from one_flows.registration import (
-    FileOutcome,
-    MemberNotFound,
-    Outcome,
-    RunFailed,
-    SessionFailed,
-    SessionKey,
-    SessionReport,
-)
-from one_flows.targets import TargetUnavailable
-from one_flows.tasks import (
+from one_flows.prefect.events import emit_session_registered
+from one_flows.prefect.tasks import (
     RetrySettings,
     Target,
     check_target,
@@ -49,6 +39,16 @@ from one_flows.tasks import (
     register_session_folder,
     registration_client,
 )
+from one_flows.registration import (
+    FileOutcome,
+    MemberNotFound,
+    Outcome,
+    RunFailed,
+    SessionFailed,
+    SessionKey,
+    SessionReport,
+)
+from one_flows.targets import TargetUnavailable
 
 __all__ = [
     "FileRow",

@@ -32,7 +32,7 @@ class AlyxCredentials(Block):
     Example:
         Load saved credentials and query the database:
         ```python
-        from one_flows.blocks import AlyxCredentials
+        from one_flows.prefect.blocks import AlyxCredentials
 
         alyx_credentials = AlyxCredentials.load("BLOCK_NAME")
         with alyx_credentials.get_client() as alyx:

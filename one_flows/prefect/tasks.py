@@ -44,8 +44,8 @@ from one_flows.alyx import AlyxClient, AlyxServerError, is_transient
 from one_flows.alyx.ratelimit import RateLimiter
 from one_flows.alyx.retry import retry_after
 from one_flows.alyx.settings import ENV_URL
-from one_flows.blocks import alyx_client
 from one_flows.hashing import DigestCache, FileHash, hash_files
+from one_flows.prefect.blocks import alyx_client
 from one_flows.registration import (
     FileOutcome,
     RegistrationClient,
