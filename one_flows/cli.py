@@ -207,12 +207,9 @@ def _register(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from one_flows.flags import find_flags
-    from one_flows.prefect.register import (
-        RegistrationOptions,
-        RegistrationSummary,
-        register_new_sessions,
-    )
+    from one_flows.prefect.register import RegistrationOptions, register_new_sessions
     from one_flows.registration import RunFailed
+    from one_flows.runs import RegistrationSummary
 
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):

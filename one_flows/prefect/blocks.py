@@ -3,7 +3,7 @@
 Register the block types with a Prefect server once (a server with one-flows installed also
 registers them by itself, through the ``prefect.collections`` entry point)::
 
-    prefect block register -m one_flows.blocks
+    prefect block register -m one_flows.prefect.blocks
 
 Flows take the name of a saved block as a parameter. Without a block, the client is configured
 from the environment (``ALYX_URL``, ``ALYX_LOGIN``, ``ALYX_PASSWORD``, ``ALYX_TOKEN``) or from

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from one_flows.cache import update_tables
 from one_flows.one import One
-from one_flows.prefect.register import data_root
+from one_flows.runs import data_root
 
 __all__ = ["TrialsSummary", "preprocess"]
 

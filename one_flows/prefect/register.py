@@ -1,21 +1,17 @@
 """Registration flows: every new flagged session under a data root, or one session folder.
 
-``register-new-sessions`` takes back claims of crashed runs, finds flagged sessions whose files
-are quiet, claims each, registers it (sessions in parallel, bounded) and completes or fails its
-claim; it publishes a table artifact with a row per session and per file and returns a
-`RegistrationSummary`. ``register-session`` registers one folder, for re-runs from the UI.
-
-Each session is one task run (`register_session_folder`), retried as a whole on transient
-faults; claims are plain file renames in the flow. The finer step tasks of `one_flows.tasks`
-are for flows of your own: a task run costs more orchestration than registering a small session.
+``register-new-sessions`` checks that it can use its target, takes back claims of crashed runs,
+finds flagged sessions whose files are quiet, and registers them, a few at a time: each is
+claimed as its turn comes and its claim settled by what happened (`one_flows.runs`). It
+publishes a table artifact with a row per session and per file, and returns a
+`RegistrationSummary`, or ends Failed when a session failed or an outage left sessions pending.
+``register-session`` registers one folder, for re-runs from the UI.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -25,165 +21,31 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from one_flows import flags
-from one_flows.alf import session_path_parts
-from one_flows.errors import is_outage
 from one_flows.prefect.events import emit_session_registered
+from one_flows.prefect.retries import RetrySettings
+from one_flows.prefect.targets import Target, registration_client
 from one_flows.prefect.tasks import (
-    RetrySettings,
-    Target,
     check_target,
     current_run_id,
     discover_files,
     find_flagged_sessions,
     reap_stale_claims,
     register_session_folder,
-    registration_client,
 )
-from one_flows.registration import (
-    FileOutcome,
-    MemberNotFound,
-    Outcome,
-    RunFailed,
-    SessionFailed,
-    SessionKey,
-    SessionReport,
+from one_flows.registration import RunFailed, SessionFailed, SessionReport
+from one_flows.runs import (
+    RegistrationSummary,
+    SessionResult,
+    data_root,
+    hold,
+    let_go,
+    refusals,
+    registered_types,
+    settle,
 )
 from one_flows.targets import TargetUnavailable
 
-__all__ = [
-    "FileRow",
-    "RegistrationOptions",
-    "RegistrationSummary",
-    "SessionResult",
-    "data_root",
-    "register_new_sessions",
-    "register_session",
-]
-
-SessionStatus = Literal[
-    "registered", "unchanged", "failed", "quarantined", "pending", "taken", "dry run", "would fail"
-]
-"""What happened to a session.
-
-``registered``: the target holds it as it is; ``unchanged``: this machine's ledger of past
-registrations vouches for it, so nothing was sent; ``failed``: its own fault (the reason says
-which), an attempt counted; ``quarantined``: failed for the last allowed time; ``pending``: an
-outage kept it from being registered, and its flag waits, no attempt counted, for a later run;
-``taken``: another run claimed it first; ``dry run``/``would fail``: what a real run would do.
-"""
-GOOD: frozenset[str] = frozenset({"registered", "unchanged", "taken", "dry run", "would fail"})
-"""The statuses of a run that ends Completed."""
-
-
-class FileRow(BaseModel):
-    """What happened to one file."""
-
-    path: str
-    status: str = Field(description="created, unchanged, skipped, failed, or would register.")
-    dataset_type: str | None = None
-    reason: str | None = None
-
-    @classmethod
-    def of(cls, outcome: FileOutcome, session_path: Path) -> FileRow:
-        path = outcome.path
-        relative = path.relative_to(session_path) if path.is_relative_to(session_path) else path
-        return cls(
-            path=relative.as_posix(),
-            status=outcome.status.value,
-            dataset_type=outcome.dataset_type,
-            reason=outcome.reason,
-        )
-
-
-class SessionResult(BaseModel):
-    """What happened to one session folder, and to each of its files."""
-
-    session_path: str
-    status: SessionStatus
-    eid: str | None = None
-    reason: str | None = None
-    retries: int = Field(default=0, description="Tries after the first (transient faults).")
-    files: list[FileRow] = Field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Number of files per status."""
-        return dict(Counter(f.status for f in self.files))
-
-
-class RegistrationSummary(BaseModel):
-    """What a registration run did: one result per session."""
-
-    root: str
-    target: str
-    dry_run: bool = False
-    sessions: list[SessionResult] = Field(default_factory=list)
-
-    @property
-    def retries(self) -> int:
-        """Tries after the first, over the sessions that registered."""
-        return sum(s.retries for s in self.sessions)
-
-    def by_status(self, status: SessionStatus) -> list[SessionResult]:
-        """The sessions with that status."""
-        return [s for s in self.sessions if s.status == status]
-
-    def failure(self) -> str | None:
-        """Why the run failed, in one line, or None when every session is fine.
-
-        An outage (sessions left pending) is named first; otherwise the sessions failed or
-        quarantined are counted and the first is named with its reason.
-        """
-        pending = self.by_status("pending")
-        failed = [s for s in self.sessions if s.status not in GOOD and s.status != "pending"]
-        if pending:
-            first = pending[0]
-            also = f", and {len(failed)} failed" if failed else ""
-            return (
-                f"{self.target} failed: {len(pending)} of {len(self.sessions)} sessions left "
-                f"pending for a later run (no attempt counted){also}; first: {first.reason}"
-            )
-        if failed:
-            quarantined = len(self.by_status("quarantined"))
-            also = f" ({quarantined} quarantined)" if quarantined else ""
-            return (
-                f"{len(failed)} of {len(self.sessions)} sessions failed{also}; "
-                f"first: {failed[0].reason}"
-            )
-        return None
-
-    @property
-    def file_counts(self) -> dict[str, int]:
-        """Number of files per status, over all sessions."""
-        total: Counter[str] = Counter()
-        for session in self.sessions:
-            total.update(session.counts)
-        return dict(total)
-
-    def table(self) -> list[dict[str, Any]]:
-        """Rows for a table artifact: one per session, then one per file of it."""
-        rows = []
-        for s in self.sessions:
-            rows.append(
-                {
-                    "session": s.session_path,
-                    "file": "",
-                    "status": s.status,
-                    "dataset_type": "",
-                    "why": s.reason or "",
-                }
-            )
-            rows.extend(
-                {
-                    "session": s.session_path,
-                    "file": f.path,
-                    "status": f.status,
-                    "dataset_type": f.dataset_type or "",
-                    "why": f.reason or "",
-                }
-                for f in s.files
-            )
-        return rows
+__all__ = ["RegistrationOptions", "register_new_sessions", "register_session"]
 
 
 class RegistrationOptions(BaseModel):
@@ -210,184 +72,6 @@ class RegistrationOptions(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 
-def _registered_types(report: SessionReport) -> list[str]:
-    registered = (Outcome.CREATED, Outcome.UNCHANGED)
-    return sorted(
-        {f.dataset_type for f in report.files if f.status in registered and f.dataset_type}
-    )
-
-
-def _result(session_path: Path, target: Target, report: SessionReport) -> SessionResult:
-    """The result of a session the target answered for; ``one.session.registered`` is emitted
-    for a session registered by this run.
-
-    A session whose files all registered (or were skipped) is ``registered``, or ``unchanged``
-    when the ledger vouched for it and nothing was sent (no event); one with a refused file is
-    ``failed`` and emits nothing.
-    """
-    result = SessionResult(
-        session_path=str(session_path),
-        status="unchanged" if report.from_ledger else "registered",
-        eid=report.eid,
-        retries=report.attempts - 1,
-        files=[FileRow.of(o, session_path) for o in sorted(report.files, key=lambda f: f.path)],
-    )
-    failed = [f for f in result.files if f.status == Outcome.FAILED]
-    if failed:
-        result.status = "failed"
-        result.reason = (
-            f"{session_path}: {len(failed)} files refused, e.g. {failed[0].path}: "
-            f"{failed[0].reason}"
-        )
-        return result
-    if not report.from_ledger:
-        label = registration_client(target).target.label
-        emit_session_registered(report.eid, session_path, label, _registered_types(report))
-    return result
-
-
-def _gave_up(session_path: Path, exc: BaseException) -> SessionResult:
-    """The result of a session that an error stopped: ``pending`` for an outage (see
-    `one_flows.errors.is_outage`), else ``failed``."""
-    return SessionResult(
-        session_path=str(session_path),
-        status="pending" if is_outage(exc) else "failed",
-        reason=f"{session_path}: {exc}",
-    )
-
-
-def _refusals(session_path: Path, target: Target) -> list[str]:
-    """What the target would refuse a real run of the session for: an unknown subject, lab or
-    user (the fields a run sends; it sends no projects)."""
-    client = registration_client(target)
-    key = SessionKey.from_path(session_path)
-    named = [("subjects", key.subject), ("labs", key.lab), ("users", client.target.user)]
-    refused = []
-    for endpoint, name in named:
-        if name is None:
-            continue
-        try:
-            client.assert_exists(name, endpoint)
-        except MemberNotFound as exc:
-            refused.append(str(exc))
-    return refused
-
-
-def _preview(session_path: Path, target: Target, listed: Iterable[str] | None) -> SessionResult:
-    """What registering a session would do, without claiming or sending anything."""
-    found = discover_files(session_path, target, listed)
-    rows = [
-        FileRow(path=p.relative_to(session_path).as_posix(), status="would register")
-        for p in found.to_register
-    ]
-    rows += [FileRow.of(o, session_path) for o in found.skipped]
-    refused = _refusals(session_path, target)
-    return SessionResult(
-        session_path=str(session_path),
-        status="would fail" if refused else "dry run",
-        reason=f"{session_path}: {'; '.join(refused)}" if refused else None,
-        files=sorted(rows, key=lambda r: r.path),
-    )
-
-
-def _finish(claim: flags.Claim, result: SessionResult, options: RegistrationOptions) -> None:
-    """Complete the claim of a registered session, give back that of a session an outage kept
-    from registering (no attempt counted), and fail (or quarantine) any other."""
-    if result.status in ("registered", "unchanged"):
-        flags.complete(claim, keep_done_marker=options.keep_done_marker)
-        return
-    if result.status == "pending":
-        get_run_logger().warning("%s", result.reason)
-        flags.release(claim, reason=f"outage: {result.reason}")
-        return
-    get_run_logger().error("%s", result.reason)
-    moved = flags.fail(claim, result.reason or "failed", max_attempts=options.max_attempts)
-    if moved.state is flags.FlagState.QUARANTINED:
-        result.status = "quarantined"
-
-
-def _register_flagged(
-    found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
-) -> list[SessionResult]:
-    """Register the flagged sessions, ``workers`` at once (one task run each): each is claimed
-    as its turn comes, and its claim completed, failed or given back; one result per flag, in
-    order. After an outage the target is checked again: if it is down, no other session is
-    claimed, and those left are ``pending``."""
-    run_id = current_run_id()
-    session_task = register_session_folder.with_options(**options.retry.task_options())
-    results: dict[int, SessionResult] = {}
-    waiting = deque(enumerate(found))
-    running: dict[PrefectFuture, tuple[int, flags.Claim]] = {}
-    outage: str | None = None
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
-        while running or (waiting and outage is None):
-            while waiting and outage is None and len(running) < workers:
-                i, flag = waiting.popleft()
-                claim = flags.claim(flag, run_id)
-                if claim is None:
-                    results[i] = SessionResult(
-                        session_path=str(flag.session_path),
-                        status="taken",
-                        reason="claimed by another run",
-                    )
-                    continue
-                try:
-                    listed = flags.read_flag(claim.flag).files
-                except flags.FlagError as exc:
-                    results[i] = _gave_up(flag.session_path, exc)
-                    _finish(claim, results[i], options)
-                    continue
-                parameters = {
-                    "session_path": flag.session_path,
-                    "target": target,
-                    "listed": listed,
-                    "max_md5_size": options.max_md5_size,
-                    "recheck": options.recheck,
-                }
-                running[runner.submit(session_task, parameters)] = (i, claim)
-            if not running:
-                continue
-            future = next(as_completed(list(running)))
-            i, claim = running.pop(future)
-            report = future.result(raise_on_failure=False)
-            if isinstance(report, BaseException):
-                results[i] = _gave_up(found[i].session_path, report)
-            else:
-                results[i] = _result(found[i].session_path, target, report)
-            _finish(claim, results[i], options)
-            if results[i].status == "pending" and waiting and outage is None:
-                outage = _down(target, options)
-    for i, flag in waiting:
-        results[i] = SessionResult(
-            session_path=str(flag.session_path),
-            status="pending",
-            reason=f"{flag.session_path}: not tried, {outage}",
-        )
-    return [results[i] for i in sorted(results)]
-
-
-def _down(target: Target, options: RegistrationOptions) -> str | None:
-    """Why the target cannot be used now, or None when its check passes."""
-    try:
-        check_target.with_options(**options.retry.task_options())(target)
-    except TargetUnavailable as exc:
-        return str(exc)
-    return None
-
-
-def _publish(summary: RegistrationSummary, key: str) -> None:
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
-    sessions = Counter(s.status for s in summary.sessions)
-    create_table_artifact(
-        summary.table(),
-        key=key,
-        description=(
-            f"Registration of {summary.root} into {summary.target}: "
-            f"sessions {dict(sessions)}; files: {counts or 'none'}; retries: {summary.retries}"
-        ),
-    )
-
-
 @flow(name="register-new-sessions", log_prints=True)
 def register_new_sessions(
     root: Path,
@@ -408,7 +92,7 @@ def register_new_sessions(
             ``cache_dir``, the Alyx configured in the environment, else cache tables in ``root``.
         cache_dir: register into the ONE cache tables in this folder instead of Alyx.
         flag: the flag file name that marks a session to register.
-        dry_run: report what would be registered; claim and send nothing.
+        dry_run: report what would be registered, or refused; claim and send nothing.
         quiet_seconds: a session is taken only when no file changed for this long.
         max_parallel_sessions: sessions registered at once.
         session_path: look for flags in this session folder under ``root`` only (as the
@@ -426,8 +110,7 @@ def register_new_sessions(
     summary = RegistrationSummary(root=str(root), target=label, dry_run=dry_run)
     if dry_run:
         for found in find_flagged_sessions(scanned, flag, quiet_seconds):
-            listed = flags.read_flag(found).files
-            summary.sessions.append(_preview(found.session_path, target, listed))
+            summary.sessions.append(_preview(found, target))
         _publish(summary, "register-new-sessions-dry-run")
         return summary
     reap_stale_claims(scanned, flag)
@@ -435,16 +118,6 @@ def register_new_sessions(
     summary.sessions = _register_flagged(found, target, options, max_parallel_sessions)
     _publish(summary, "register-new-sessions")
     return _final(summary)
-
-
-def _final(summary: RegistrationSummary) -> RegistrationSummary | State:
-    """The summary of a run in which every session is fine; else a Failed state saying why,
-    whose result is a `RunFailed` that carries the summary."""
-    failure = summary.failure()
-    if failure is None:
-        return summary
-    get_run_logger().error("%s", failure)
-    return Failed(message=failure, data=RunFailed(failure, summary))
 
 
 @flow(name="register-session", log_prints=True)
@@ -470,55 +143,144 @@ def register_session(
     root = data_root(session_path)
     target = Target.choose(alyx, cache_dir, root)
     label = check_target.with_options(**options.retry.task_options())(target)
-    claims = _hold(session_path)
+    claims = hold(session_path, current_run_id())
     session_task = register_session_folder.with_options(**options.retry.task_options())
     try:
         report = session_task(
             session_path, target, max_md5_size=options.max_md5_size, recheck=options.recheck
         )
-        result = _result(session_path, target, report)
     except Exception as exc:
-        result = _gave_up(session_path, exc)
+        result = SessionResult.of_error(session_path, exc)
         if result.status == "pending":
-            for claim in claims:
-                flags.release(claim, reason=f"outage: {result.reason}")
+            let_go(claims, result, keep_done_marker=options.keep_done_marker)
             raise
-    for claim in claims:
-        if result.status in ("registered", "unchanged"):
-            flags.complete(claim, keep_done_marker=options.keep_done_marker)
-        else:
-            flags.release(claim, reason=f"manual run failed: {result.reason}")
-    summary = RegistrationSummary(root=str(root), target=label, sessions=[result])
-    _publish(summary, "register-session")
+    else:
+        result = _registered(session_path, target, report)
+    let_go(claims, result, keep_done_marker=options.keep_done_marker)
+    _publish(
+        RegistrationSummary(root=str(root), target=label, sessions=[result]), "register-session"
+    )
     if result.status not in ("registered", "unchanged"):
         raise SessionFailed(result.reason)
     return result
 
 
-def _hold(session_path: Path) -> list[flags.Claim]:
-    """Claim a session's flags for this run.
+def _preview(found: flags.Flag, target: Target) -> SessionResult:
+    """What registering a flagged session would do, without claiming or sending anything."""
+    files = discover_files(found.session_path, target, flags.read_flag(found).files)
+    refused = refusals(registration_client(target), found.session_path)
+    return SessionResult.preview(found.session_path, files.to_register, files.skipped, refused)
 
-    Raises:
-        SessionFailed: another run holds the session.
-    """
-    holders = {f.run_id for f in flags.find_flags(session_path, states=[flags.FlagState.CLAIMED])}
-    claims = []
-    for flag in flags.find_flags(session_path):
-        claim = flags.claim(flag, current_run_id())
-        if claim is None:
-            holders.add("another run")
-        else:
-            claims.append(claim)
-    if holders:
-        for claim in claims:
-            flags.release(claim, reason="the session is held by another run")
-        raise SessionFailed(
-            f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
+
+def _registered(session_path: Path, target: Target, report: SessionReport) -> SessionResult:
+    """The result of a session the target answered for; ``one.session.registered`` is emitted
+    for a session this run registered."""
+    result = SessionResult.of_report(session_path, report)
+    if result.status == "registered":
+        label = registration_client(target).target.label
+        emit_session_registered(report.eid, session_path, label, registered_types(report))
+    return result
+
+
+def _register_flagged(
+    found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
+) -> list[SessionResult]:
+    """Register the flagged sessions, ``workers`` at once (one task run each): each is claimed
+    as its turn comes, and its claim settled; one result per flag, in order. After an outage
+    the target is checked again: if it is down, no other session is claimed, and those left
+    are ``pending``."""
+    run_id = current_run_id()
+    session_task = register_session_folder.with_options(**options.retry.task_options())
+    results: dict[int, SessionResult] = {}
+    waiting = deque(enumerate(found))
+    running: dict[PrefectFuture, tuple[int, flags.Claim]] = {}
+    outage: str | None = None
+
+    def finish(i: int, claim: flags.Claim, result: SessionResult) -> None:
+        if result.status != "registered":
+            logger = get_run_logger()
+            (logger.warning if result.status == "pending" else logger.error)("%s", result.reason)
+        settle(
+            claim,
+            result,
+            max_attempts=options.max_attempts,
+            keep_done_marker=options.keep_done_marker,
         )
-    return claims
+        results[i] = result
+
+    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+        while running or (waiting and outage is None):
+            while waiting and outage is None and len(running) < workers:
+                i, flag = waiting.popleft()
+                claim = flags.claim(flag, run_id)
+                if claim is None:
+                    results[i] = SessionResult(
+                        session_path=str(flag.session_path),
+                        status="taken",
+                        reason="claimed by another run",
+                    )
+                    continue
+                try:
+                    listed = flags.read_flag(claim.flag).files
+                except flags.FlagError as exc:
+                    finish(i, claim, SessionResult.of_error(flag.session_path, exc))
+                    continue
+                parameters = {
+                    "session_path": flag.session_path,
+                    "target": target,
+                    "listed": listed,
+                    "max_md5_size": options.max_md5_size,
+                    "recheck": options.recheck,
+                }
+                running[runner.submit(session_task, parameters)] = (i, claim)
+            if not running:
+                continue
+            future = next(as_completed(list(running)))
+            i, claim = running.pop(future)
+            session = found[i].session_path
+            report = future.result(raise_on_failure=False)
+            if isinstance(report, BaseException):
+                finish(i, claim, SessionResult.of_error(session, report))
+            else:
+                finish(i, claim, _registered(session, target, report))
+            if results[i].status == "pending" and waiting and outage is None:
+                outage = _down(target, options)
+    for i, flag in waiting:
+        results[i] = SessionResult(
+            session_path=str(flag.session_path),
+            status="pending",
+            reason=f"{flag.session_path}: not tried, {outage}",
+        )
+    return [results[i] for i in sorted(results)]
 
 
-def data_root(session_path: Path) -> Path:
-    """The folder holding a session's ``lab/Subjects`` (or ``subject``) folder."""
-    lab, *_ = session_path_parts(session_path)
-    return session_path.parents[4 if lab else 2]
+def _down(target: Target, options: RegistrationOptions) -> str | None:
+    """Why the target cannot be used now, or None when its check passes."""
+    try:
+        check_target.with_options(**options.retry.task_options())(target)
+    except TargetUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _final(summary: RegistrationSummary) -> RegistrationSummary | State:
+    """The summary of a run in which every session is fine; else a Failed state saying why,
+    whose result is a `RunFailed` that carries the summary."""
+    failure = summary.failure()
+    if failure is None:
+        return summary
+    get_run_logger().error("%s", failure)
+    return Failed(message=failure, data=RunFailed(failure, summary))
+
+
+def _publish(summary: RegistrationSummary, key: str) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
+    sessions = Counter(s.status for s in summary.sessions)
+    create_table_artifact(
+        summary.table(),
+        key=key,
+        description=(
+            f"Registration of {summary.root} into {summary.target}: "
+            f"sessions {dict(sessions)}; files: {counts or 'none'}; retries: {summary.retries}"
+        ),
+    )

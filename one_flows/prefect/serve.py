@@ -22,12 +22,16 @@ from prefect.events import DeploymentEventTrigger
 
 __all__ = ["DEFAULT_PREFECT_FILE", "load_deployments", "serve"]
 
-DEFAULT_PREFECT_FILE = Path(__file__).resolve().parents[2] / "prefect.yaml"
-"""The ``prefect.yaml`` of a checkout of one-flows."""
+DEFAULT_PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
+"""one-flows' own ``prefect.yaml``, installed with the package (the checkout's top-level file)."""
 
 
 def _flow(entrypoint: str) -> Flow:
-    """The flow of an entrypoint ``flows/<module>.py:<function>`` of this package."""
+    """The flow an entrypoint ``flows/<module>.py:<function>`` names.
+
+    Each ``flows/<module>.py`` of a checkout is the deployable entry point of the flows of
+    ``one_flows.prefect.<module>``, where they are taken from: no checkout is needed.
+    """
     path, _, name = entrypoint.rpartition(":")
     module = Path(path)
     if module.parent.name != "flows" or module.suffix != ".py":

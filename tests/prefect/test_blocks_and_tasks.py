@@ -18,16 +18,18 @@ from one_flows.alyx import (
 )
 from one_flows.prefect.blocks import AlyxCredentials, alyx_client
 from one_flows.prefect.events import session_resource_id
-from one_flows.prefect.tasks import (
+from one_flows.prefect.retries import (
     MAX_RETRY_AFTER,
     SERVER_ERROR_RETRIES,
     RetrySettings,
-    Target,
+    retry_if_transient,
+)
+from one_flows.prefect.targets import Target
+from one_flows.prefect.tasks import (
     create_or_fetch_session,
     register_session_files,
     register_water_administration,
     register_weight,
-    retry_if_transient,
 )
 
 
@@ -122,7 +124,7 @@ def test_a_server_error_is_retried_a_limited_number_of_times():
 
 def test_retry_after_is_honoured_beyond_the_task_delay(monkeypatch):
     waited = []
-    monkeypatch.setattr("one_flows.prefect.tasks.time.sleep", waited.append)
+    monkeypatch.setattr("one_flows.prefect.retries.time.sleep", waited.append)
     assert _decide(_transient(retry_after=30), run_count=2, delays=[1, 4, 16]) is True
     assert waited == [26.0]
     assert _decide(_transient(retry_after=2), run_count=1, delays=[10]) is True

@@ -13,7 +13,7 @@ from prefect.states import Crashed, Running
 
 from one_flows.flags import FlagState, claim, find_flags
 from one_flows.prefect.register import RegistrationOptions, register_new_sessions
-from one_flows.prefect.tasks import SERVER_ERROR_RETRIES, RetrySettings
+from one_flows.prefect.retries import SERVER_ERROR_RETRIES, RetrySettings
 
 
 @flow(name="crashing")

@@ -14,11 +14,11 @@ import pytest
 from one_flows.flags import FlagState
 from one_flows.prefect.register import (
     RegistrationOptions,
-    SessionFailed,
     register_new_sessions,
     register_session,
 )
-from one_flows.prefect.tasks import RetrySettings
+from one_flows.prefect.retries import RetrySettings
+from one_flows.registration import SessionFailed
 
 OPTIONS = RegistrationOptions(retry=RetrySettings(retries=2, delay_seconds=0, jitter_factor=0))
 

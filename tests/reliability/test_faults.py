@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from one_flows.alyx import AlyxClient
 from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.register import RegistrationOptions, register_new_sessions
-from one_flows.prefect.tasks import RetrySettings
+from one_flows.prefect.retries import RetrySettings
 from one_flows.registration import Outcome, RegistrationClient, RunFailed
 from one_flows.targets import TargetUnavailable
 

@@ -9,7 +9,7 @@ number of GET requests sent. Credentials come from the environment; so does the 
 import sys
 
 from one_flows.alyx import AlyxClient
-from one_flows.prefect.tasks import pace_by_shared_limit
+from one_flows.prefect.ratelimit import pace_by_shared_limit
 
 
 def main(url: str, n: str) -> None:

@@ -21,7 +21,7 @@ from prefect.workers.process import ProcessWorker
 
 from one_flows.alyx import AlyxClient
 from one_flows.flags import find_flags
-from one_flows.prefect.tasks import SHARED_LIMIT_BATCH, alyx_rate_limit_name
+from one_flows.prefect.ratelimit import SHARED_LIMIT_BATCH, alyx_rate_limit_name
 from one_flows.registration import RegistrationClient
 from one_flows.sample import make_sample_tree
 from one_flows.targets import AlyxTarget

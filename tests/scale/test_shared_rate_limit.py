@@ -15,7 +15,7 @@ import pytest
 
 from one_flows.alyx import AlyxClient
 from one_flows.alyx.ratelimit import RateLimiter
-from one_flows.prefect.tasks import (
+from one_flows.prefect.ratelimit import (
     SHARED_LIMIT_BATCH,
     SharedRateLimit,
     alyx_rate_limit_name,

@@ -1,0 +1,321 @@
+"""What a registration run did to each flagged session, and the claim bookkeeping around it.
+
+A run claims each flagged session, registers it and settles the claim by what happened:
+`SessionResult` says what that was, `RegistrationSummary` sums the run up and says whether it
+failed, `settle` completes, gives back or fails the claim. `hold` and `let_go` do the same for a
+manual run of one session, which never counts towards quarantine. Nothing here needs Prefect:
+the flows of `one_flows.prefect.register` are compositions of these and of the step tasks.
+
+What happened to a session (`SessionStatus`)::
+
+    registered    the target holds it as it is (this run sent or checked it)
+    unchanged     this machine's registration ledger vouches for it: nothing was sent
+    failed        its own fault (the reason says which): an attempt is counted
+    quarantined   failed for the last allowed time: left for a person
+    pending       an outage kept it from registering: its flag waits as it was
+    taken         another run claimed it first
+    dry run       what a real run would register
+    would fail    what the target would refuse a real run for
+
+A run is fine (Completed) when every session is registered, unchanged, taken or previewed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from one_flows import flags
+from one_flows.errors import is_outage
+from one_flows.registration import (
+    FileOutcome,
+    MemberNotFound,
+    Outcome,
+    RegistrationClient,
+    SessionFailed,
+    SessionKey,
+    SessionReport,
+)
+
+__all__ = [
+    "FINE",
+    "FileRow",
+    "RegistrationSummary",
+    "SessionResult",
+    "SessionStatus",
+    "data_root",
+    "hold",
+    "let_go",
+    "refusals",
+    "registered_types",
+    "settle",
+]
+
+SessionStatus = Literal[
+    "registered", "unchanged", "failed", "quarantined", "pending", "taken", "dry run", "would fail"
+]
+"""What happened to a session (see the module's docstring)."""
+FINE: frozenset[str] = frozenset({"registered", "unchanged", "taken", "dry run", "would fail"})
+"""The statuses of the sessions of a run that ends Completed."""
+
+
+class FileRow(BaseModel):
+    """What happened to one file."""
+
+    path: str
+    status: str = Field(description="created, unchanged, skipped, failed, or would register.")
+    dataset_type: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, outcome: FileOutcome, session_path: Path) -> FileRow:
+        """The row of a file's outcome, its path relative to the session folder."""
+        path = outcome.path
+        relative = path.relative_to(session_path) if path.is_relative_to(session_path) else path
+        return cls(
+            path=relative.as_posix(),
+            status=outcome.status.value,
+            dataset_type=outcome.dataset_type,
+            reason=outcome.reason,
+        )
+
+
+class SessionResult(BaseModel):
+    """What happened to one session folder, and to each of its files."""
+
+    session_path: str
+    status: SessionStatus
+    eid: str | None = None
+    reason: str | None = None
+    retries: int = Field(default=0, description="Tries after the first (transient faults).")
+    files: list[FileRow] = Field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of files per status."""
+        return dict(Counter(f.status for f in self.files))
+
+    @classmethod
+    def of_report(cls, session_path: Path, report: SessionReport) -> SessionResult:
+        """The result of a session the target (or the ledger) answered for.
+
+        ``registered``, or ``unchanged`` when the ledger vouched for it; ``failed`` when the
+        target refused a file, the reason naming the first.
+        """
+        result = cls(
+            session_path=str(session_path),
+            status="unchanged" if report.from_ledger else "registered",
+            eid=report.eid,
+            retries=report.attempts - 1,
+            files=[FileRow.of(o, session_path) for o in sorted(report.files, key=lambda f: f.path)],
+        )
+        failed = [f for f in result.files if f.status == Outcome.FAILED]
+        if failed:
+            result.status = "failed"
+            result.reason = (
+                f"{session_path}: {len(failed)} files refused, e.g. {failed[0].path}: "
+                f"{failed[0].reason}"
+            )
+        return result
+
+    @classmethod
+    def of_error(cls, session_path: Path, exc: BaseException) -> SessionResult:
+        """The result of a session an error stopped: ``pending`` when the error is an outage
+        (`one_flows.errors.is_outage`), else ``failed``."""
+        return cls(
+            session_path=str(session_path),
+            status="pending" if is_outage(exc) else "failed",
+            reason=f"{session_path}: {exc}",
+        )
+
+    @classmethod
+    def preview(
+        cls,
+        session_path: Path,
+        to_register: list[Path],
+        skipped: list[FileOutcome],
+        refused: list[str],
+    ) -> SessionResult:
+        """What a real run would do to a session: register ``to_register``, skip ``skipped``,
+        or be refused for the reasons in ``refused``."""
+        rows = [
+            FileRow(path=p.relative_to(session_path).as_posix(), status="would register")
+            for p in to_register
+        ]
+        rows += [FileRow.of(o, session_path) for o in skipped]
+        return cls(
+            session_path=str(session_path),
+            status="would fail" if refused else "dry run",
+            reason=f"{session_path}: {'; '.join(refused)}" if refused else None,
+            files=sorted(rows, key=lambda r: r.path),
+        )
+
+
+class RegistrationSummary(BaseModel):
+    """What a registration run did: one result per session."""
+
+    root: str
+    target: str
+    dry_run: bool = False
+    sessions: list[SessionResult] = Field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        """Tries after the first, over the sessions that registered."""
+        return sum(s.retries for s in self.sessions)
+
+    def by_status(self, status: SessionStatus) -> list[SessionResult]:
+        """The sessions with that status."""
+        return [s for s in self.sessions if s.status == status]
+
+    @property
+    def file_counts(self) -> dict[str, int]:
+        """Number of files per status, over all sessions."""
+        total: Counter[str] = Counter()
+        for session in self.sessions:
+            total.update(session.counts)
+        return dict(total)
+
+    def failure(self) -> str | None:
+        """Why the run failed, in one line, or None when every session is fine.
+
+        An outage (sessions left pending) is named first; otherwise the sessions failed or
+        quarantined are counted and the first is named with its reason.
+        """
+        pending = self.by_status("pending")
+        failed = [s for s in self.sessions if s.status not in FINE and s.status != "pending"]
+        if pending:
+            also = f", and {len(failed)} failed" if failed else ""
+            return (
+                f"{self.target} failed: {len(pending)} of {len(self.sessions)} sessions left "
+                f"pending for a later run (no attempt counted){also}; first: {pending[0].reason}"
+            )
+        if failed:
+            quarantined = len(self.by_status("quarantined"))
+            also = f" ({quarantined} quarantined)" if quarantined else ""
+            return (
+                f"{len(failed)} of {len(self.sessions)} sessions failed{also}; "
+                f"first: {failed[0].reason}"
+            )
+        return None
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows for a table artifact: one per session, then one per file of it."""
+        rows = []
+        for s in self.sessions:
+            rows.append(
+                {
+                    "session": s.session_path,
+                    "file": "",
+                    "status": s.status,
+                    "dataset_type": "",
+                    "why": s.reason or "",
+                }
+            )
+            rows.extend(
+                {
+                    "session": s.session_path,
+                    "file": f.path,
+                    "status": f.status,
+                    "dataset_type": f.dataset_type or "",
+                    "why": f.reason or "",
+                }
+                for f in s.files
+            )
+        return rows
+
+
+def registered_types(report: SessionReport) -> list[str]:
+    """The dataset types the target holds for a session's files, sorted."""
+    registered = (Outcome.CREATED, Outcome.UNCHANGED)
+    return sorted(
+        {f.dataset_type for f in report.files if f.status in registered and f.dataset_type}
+    )
+
+
+def settle(
+    claim: flags.Claim, result: SessionResult, *, max_attempts: int, keep_done_marker: bool
+) -> None:
+    """End a claim by what happened to its session.
+
+    Registered or unchanged: the flag is completed (removed, or kept as a done marker).
+    Pending: the claim is given back as it was, no attempt counted. Anything else: an attempt
+    is counted, and the ``max_attempts``-th quarantines the session (``result`` says so).
+    """
+    if result.status in ("registered", "unchanged"):
+        flags.complete(claim, keep_done_marker=keep_done_marker)
+    elif result.status == "pending":
+        flags.release(claim, reason=f"outage: {result.reason}")
+    else:
+        moved = flags.fail(claim, result.reason or "failed", max_attempts=max_attempts)
+        if moved.state is flags.FlagState.QUARANTINED:
+            result.status = "quarantined"
+
+
+def hold(session_path: Path, run_id: str) -> list[flags.Claim]:
+    """Claim a session's flags, of any claimable state, for a manual run ``run_id``.
+
+    Raises:
+        SessionFailed: another run holds the session (its flags are left as they were).
+    """
+    holders = {f.run_id for f in flags.find_flags(session_path, states=[flags.FlagState.CLAIMED])}
+    claims = []
+    for flag in flags.find_flags(session_path):
+        claim = flags.claim(flag, run_id)
+        if claim is None:
+            holders.add("another run")
+        else:
+            claims.append(claim)
+    if holders:
+        for claim in claims:
+            flags.release(claim, reason="the session is held by another run")
+        raise SessionFailed(
+            f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
+        )
+    return claims
+
+
+def let_go(claims: list[flags.Claim], result: SessionResult, *, keep_done_marker: bool) -> None:
+    """End the claims of a manual run: completed when the session registered, else given back
+    as they were (a manual run never counts towards quarantine)."""
+    for claim in claims:
+        if result.status in ("registered", "unchanged"):
+            flags.complete(claim, keep_done_marker=keep_done_marker)
+        else:
+            flags.release(claim, reason=f"manual run did not register it: {result.reason}")
+
+
+def refusals(client: RegistrationClient, session_path: Path) -> list[str]:
+    """What the target would refuse a real run of the session for: an unknown subject, lab or
+    user (the records a run names; it sends no projects)."""
+    key = SessionKey.from_path(session_path)
+    named = [("subjects", key.subject), ("labs", key.lab), ("users", client.target.user)]
+    refused = []
+    for endpoint, name in named:
+        if name is None:
+            continue
+        try:
+            client.assert_exists(name, endpoint)
+        except MemberNotFound as exc:
+            refused.append(str(exc))
+    return refused
+
+
+def data_root(session_path: str | os.PathLike[str]) -> Path:
+    """The folder holding a session's ``lab/Subjects`` (or ``subject``) folder.
+
+    Raises:
+        SessionFailed: ``session_path`` is not a session folder, or there is no such folder.
+    """
+    path = Path(session_path)
+    try:
+        key = SessionKey.from_path(path)
+    except ValueError as exc:
+        raise SessionFailed(str(exc)) from None
+    if not path.is_dir():
+        raise SessionFailed(f"no such session folder: {path}")
+    return path.parents[4 if key.lab else 2]
