@@ -3,12 +3,15 @@
 The work: register every flagged session of a tree (as registration.py makes it, plus a
 ``create_me.flag`` per session) into a fresh Alyx test server, with a cold digest cache. The flow
 ``register-new-sessions`` runs against a running ``PrefectServer`` (started and warmed by a
-flow run, not timed); the library side does what the flow does without Prefect: find the flags,
-claim them, register the sessions (``RegistrationClient.register_sessions``, 4 at a time like
-the flow) and complete the claims. Target: flow ≤ 1.2 × library. The flow is measured again with
-Prefect's flow-run heartbeats off, and so is a trivial flow, to show what the heartbeat thread
-costs (Prefect joins it at the end of each run, and it sleeps in whole seconds). Separately, the
-boot of Prefect's ephemeral server (no server configured): a trivial flow run without a server
+flow run, not timed), each session as its steps (create the record, find the files, hash them,
+register them: five task runs); the library side does what the flow does without Prefect: find
+the flags, claim them, register the sessions (``RegistrationClient.register_sessions``, 4 at a
+time like the flow) and complete the claims. Two sizes: small sessions (40 files, mostly tiny),
+where orchestration weighs most, target flow ≤ 1.2 × library; and realistic ones (20 sessions of
+1 GiB each by default), target ≤ 1.05 ×. The small flow is measured again with Prefect's
+flow-run heartbeats off, and so is a trivial flow, to show what the heartbeat thread costs
+(Prefect joins it at the end of each run, and it sleeps in whole seconds). Separately, the boot
+of Prefect's ephemeral server (no server configured): a trivial flow run without a server
 against one with a running server.
 """
 
@@ -33,7 +36,15 @@ from one_flows.testing import AlyxTestServer
 from one_flows.testing.prefect_server import PrefectServer
 
 NAME = "prefect_flow"
-SIZES = {"sessions": (20, 2), "files_per_session": (40, 10), "large_mib": (32, 1)}
+SIZES = {
+    "sessions": (20, 2),
+    "files_per_session": (40, 10),
+    "large_mib": (32, 1),
+    "realistic_sessions": (20, 2),
+    "realistic_mib": (1024, 16),
+}
+REALISTIC_FILES = 40
+"""Files of a realistic session: two large ones hold most of its bytes, as raw recordings do."""
 FLAG = "create_me.flag"
 PARALLEL_SESSIONS = 4
 
@@ -143,10 +154,14 @@ def _register(
 
 
 def run(ctx: Context) -> list[Figure]:
-    """Measure the flow and the library on the same tree, then the ephemeral boot."""
+    """Measure the flow and the library on the same trees, then the ephemeral boot."""
     sizes = ctx.sizes(NAME, SIZES)
     n, files = sizes["sessions"], sizes["files_per_session"]
     sessions = make_tree(ctx, n, files, sizes["large_mib"], folder="prefect-tree")
+    rn, mib = sizes["realistic_sessions"], sizes["realistic_mib"]
+    # Two large files and 38 small ones (8 of 1 MiB) add up to ``mib`` per session.
+    large = max(1, (mib - 8) // 2)
+    realistic = make_tree(ctx, rn, REALISTIC_FILES, large, folder="prefect-realistic-tree")
     with PrefectServer(ctx.folder("prefect-server")) as server:
         env = server.environment
         # A lab's server is long-running: its first answers (lazy imports, new database
@@ -155,6 +170,8 @@ def run(ctx: Context) -> list[Figure]:
         lib = _register(ctx, "library (flags + RegistrationClient)", "library", sessions, {})
         run_flow = _register(ctx, "register-new-sessions flow", "flow", sessions, env)
         quiet_flow = _register(ctx, "flow, heartbeats off", "flow", sessions, env, heartbeats=False)
+        real_lib = _register(ctx, "library, realistic sessions", "library", realistic, {})
+        real_flow = _register(ctx, "flow, realistic sessions", "flow", realistic, env)
         served = measure_call(
             ctx, "trivial flow, running server", f"{__name__}:trivial_flow", env=env
         )
@@ -183,6 +200,13 @@ def run(ctx: Context) -> list[Figure]:
             run_flow,
             lib,
             Target("≤ 1.2 × the library", 1.2),
+        ),
+        Figure(
+            NAME,
+            f"register {rn} flagged sessions × {large * 2 + 8} MiB ({REALISTIC_FILES} files)",
+            real_flow,
+            real_lib,
+            Target("≤ 1.05 × the library", 1.05),
         ),
         Figure(NAME, f"the same, Prefect's heartbeats off ({n} sessions)", quiet_flow, lib),
         Figure(NAME, "Prefect's heartbeats: trivial flow, on vs off", served, quiet),

@@ -394,7 +394,7 @@ def serve(
         Path | None, typer.Option(help="The data folder (default: prefect.yaml's).")
     ] = None,
     alyx: Annotated[
-        str | None, typer.Option(help="An AlyxCredentials block name, or an Alyx URL.")
+        str | None, typer.Option(help="The name of the AlyxCredentials block to register into.")
     ] = None,
     prefect_file: Annotated[
         Path | None, typer.Option(help="The deployments to serve (default: one-flows').")
@@ -402,9 +402,14 @@ def serve(
     limit: Annotated[int | None, typer.Option(min=1, help="Flow runs at once, at most.")] = None,
 ) -> None:
     """Serve every deployment of prefect.yaml from this process, until interrupted."""
-    from one_flows.prefect.serve import DEFAULT_PREFECT_FILE
+    from one_flows.prefect.serve import DEFAULT_PREFECT_FILE, block_reference
     from one_flows.prefect.serve import serve as serve_deployments
 
-    parameters = {k: v for k, v in {"root": str(root) if root else None, "alyx": alyx}.items() if v}
+    parameters: dict[str, Any] = {"root": str(root)} if root else {}
+    if alyx:
+        try:
+            parameters["alyx"] = block_reference(alyx)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--alyx") from None
     console.print(f"Serving the deployments of {prefect_file or DEFAULT_PREFECT_FILE}")
     serve_deployments(prefect_file or DEFAULT_PREFECT_FILE, parameters, limit=limit)

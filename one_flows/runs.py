@@ -52,6 +52,8 @@ __all__ = [
     "let_go",
     "refusals",
     "registered_types",
+    "session_name",
+    "session_url",
     "settle",
 ]
 
@@ -203,13 +205,20 @@ class RegistrationSummary(BaseModel):
             )
         return None
 
+    def relative(self, session: SessionResult) -> str:
+        """A session's folder relative to the run's root (as it is when outside it)."""
+        path, root = Path(session.session_path), Path(self.root)
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
     def table(self) -> list[dict[str, Any]]:
-        """Rows for a table artifact: one per session, then one per file of it."""
+        """Rows for a table artifact: one per session, then one per file of it; sessions are
+        named relative to the root."""
         rows = []
         for s in self.sessions:
+            session = self.relative(s)
             rows.append(
                 {
-                    "session": s.session_path,
+                    "session": session,
                     "file": "",
                     "status": s.status,
                     "dataset_type": "",
@@ -218,7 +227,7 @@ class RegistrationSummary(BaseModel):
             )
             rows.extend(
                 {
-                    "session": s.session_path,
+                    "session": session,
                     "file": f.path,
                     "status": f.status,
                     "dataset_type": f.dataset_type or "",
@@ -227,6 +236,41 @@ class RegistrationSummary(BaseModel):
                 for f in s.files
             )
         return rows
+
+    def markdown(self) -> str:
+        """What the run did, in a few sentences of markdown, with a line per session that did
+        not just register (and a link to each session's record, for an Alyx target)."""
+        sessions = Counter(s.status for s in self.sessions)
+        said = ", ".join(f"{n} {status}" for status, n in sessions.most_common())
+        files = ", ".join(f"{n} {status}" for status, n in sorted(self.file_counts.items()))
+        lines = [
+            f"**{len(self.sessions)} sessions** under `{self.root}` into `{self.target}`: {said}.",
+            "",
+            f"Files: {files or 'none'}; retries after transient faults: {self.retries}.",
+        ]
+        if failure := self.failure():
+            lines += ["", f"**The run failed**: {failure}"]
+        lines.append("")
+        for s in self.sessions:
+            name = self.relative(s)
+            url = session_url(self.target, s.eid)
+            link = f"[{name}]({url})" if url else f"`{name}`"
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()))
+            why = f": {s.reason}" if s.reason and s.status != "registered" else ""
+            lines.append(f"- {link} {s.status} ({counts or 'no files'}){why}")
+        return "\n".join(lines)
+
+
+def session_url(target: str, eid: str | None) -> str | None:
+    """The address of a session's record in a target labelled ``alyx:<url>``, else None."""
+    kind, _, url = target.partition(":")
+    return f"{url}/sessions/{eid}" if kind == "alyx" and eid else None
+
+
+def session_name(session_path: str | os.PathLike[str]) -> str:
+    """``subject-YYYY-MM-DD-NNN``: a session's name in task runs and logs."""
+    key = SessionKey.from_path(session_path)
+    return f"{key.subject}-{key.date}-{key.number}"
 
 
 def registered_types(report: SessionReport) -> list[str]:

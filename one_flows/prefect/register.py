@@ -2,9 +2,10 @@
 
 ``register-new-sessions`` checks that it can use its target, takes back claims of crashed runs,
 finds flagged sessions whose files are quiet, and registers them, a few at a time: each is
-claimed as its turn comes and its claim settled by what happened (`one_flows.runs`). It
-publishes a table artifact with a row per session and per file, and returns a
-`RegistrationSummary`, or ends Failed when a session failed or an outage left sessions pending.
+claimed as its turn comes, registered step by step (`register_session_folder`) and its claim
+settled by what happened (`one_flows.runs`). It publishes a table artifact with a row per
+session and per file and a summary in words, and returns a `RegistrationSummary`, or ends
+Failed when a session failed or an outage left sessions pending.
 ``register-session`` registers one folder, for re-runs from the UI.
 """
 
@@ -12,15 +13,18 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from pathlib import Path
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from one_flows import flags
+from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.events import emit_session_registered
 from one_flows.prefect.retries import RetrySettings
 from one_flows.prefect.targets import Target, registration_client
@@ -53,58 +57,87 @@ class RegistrationOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    max_md5_size: int | None = Field(
-        default=None, ge=0, description="Files this size (bytes) or larger are not hashed."
+    max_md5_size: int | SkipJsonSchema[None] = Field(
+        default=None,
+        ge=0,
+        title="Largest file hashed (bytes)",
+        description="Files this size or larger are registered without a hash; empty: all.",
     )
     max_attempts: int = Field(
-        default=3, ge=1, description="Failed attempts after which a session is quarantined."
+        default=3,
+        ge=1,
+        title="Attempts before quarantine",
+        description="Failed attempts after which a session is quarantined.",
     )
     keep_done_marker: bool = Field(
-        default=False, description="Rename the flag of a registered session to .done."
+        default=False,
+        title="Keep a done marker",
+        description="Rename the flag of a registered session to .done.",
     )
     recheck: bool = Field(
         default=False,
+        title="Ask the target about every session",
         description=(
-            "Ask the target about every session, whatever the ledger of this machine's past "
-            "registrations says (it cannot see datasets deleted on the server)."
+            "Whatever the ledger of this machine's past registrations says (it cannot see "
+            "datasets deleted on the server)."
         ),
     )
-    retry: RetrySettings = Field(default_factory=RetrySettings)
+    retry: RetrySettings = Field(
+        default_factory=RetrySettings,
+        title="Retries",
+        description="How each step that failed transiently is run again.",
+    )
+
+
+def _form(title: str, **bounds: float) -> Any:
+    """The title of a flow parameter in the form (the docstring gives its description), and
+    the bounds its value must keep to, there and from code."""
+    return Field(json_schema_extra={"title": title}, **bounds)
+
+
+Root = Annotated[Path, _form("Data folder")]
+Alyx = Annotated[
+    AlyxCredentials | SkipJsonSchema[str] | SkipJsonSchema[None], _form("Alyx database")
+]
+"""An AlyxCredentials block in the form; from code and the CLI, also a block name or a URL."""
+CacheDir = Annotated[Path | SkipJsonSchema[None], _form("Cache tables folder")]
+Options = Annotated[RegistrationOptions, _form("Registration options")]
 
 
 @flow(name="register-new-sessions", log_prints=True)
 def register_new_sessions(
-    root: Path,
-    alyx: str | None = None,
-    cache_dir: Path | None = None,
-    flag: str = "create_me.flag",
-    dry_run: bool = False,
-    quiet_seconds: float = 60.0,
-    max_parallel_sessions: int = 4,
-    session_path: Path | None = None,
-    options: RegistrationOptions = RegistrationOptions(),  # noqa: B008 (immutable)
+    root: Root,
+    alyx: Alyx = None,
+    cache_dir: CacheDir = None,
+    flag: Annotated[str, _form("Flag file name")] = "create_me.flag",
+    dry_run: Annotated[bool, _form("Dry run")] = False,
+    quiet_seconds: Annotated[float, _form("Quiet time (s)", ge=0)] = 60.0,
+    max_parallel_sessions: Annotated[int, _form("Sessions at once", ge=1)] = 4,
+    session_path: Annotated[Path | SkipJsonSchema[None], _form("Only this session")] = None,
+    options: Options = RegistrationOptions(),  # noqa: B008 (immutable)
 ) -> RegistrationSummary | State:
     """Register every flagged session under ``root`` whose files have been quiet a while.
 
     Args:
-        root: the data folder to scan for flags.
-        alyx: an AlyxCredentials block name or an Alyx URL; with neither this nor
-            ``cache_dir``, the Alyx configured in the environment, else cache tables in ``root``.
-        cache_dir: register into the ONE cache tables in this folder instead of Alyx.
-        flag: the flag file name that marks a session to register.
-        dry_run: report what would be registered, or refused; claim and send nothing.
-        quiet_seconds: a session is taken only when no file changed for this long.
-        max_parallel_sessions: sessions registered at once.
-        session_path: look for flags in this session folder under ``root`` only (as the
-            deployment triggered by ``one-flows watch`` does).
-        options: how each session is registered (hashing, attempts, retries).
+        root: The data folder to scan for flags.
+        alyx: The Alyx database to register into (an AlyxCredentials block; from code, also a
+            block name or an Alyx URL). With neither this nor a cache folder: the Alyx of
+            ALYX_URL, else cache tables in the data folder.
+        cache_dir: Register into the ONE cache tables in this folder instead of Alyx.
+        flag: The flag file that marks a session to register.
+        dry_run: Report what would be registered or refused; claim and send nothing.
+        quiet_seconds: Take a session only when none of its files changed for this long.
+        max_parallel_sessions: Sessions registered at once.
+        session_path: Look for flags in this session folder under the data folder only (as
+            the deployment triggered by `one-flows watch` does).
+        options: How each session is registered: hashing, attempts, retries.
     """
-    if max_parallel_sessions < 1:
-        raise ValueError(f"max_parallel_sessions must be at least 1, not {max_parallel_sessions}")
     root = Path(root)
     scanned = root if session_path is None else Path(session_path)
     if not scanned.is_relative_to(root):
         raise ValueError(f"session_path {scanned} is not under root {root}")
+    if not scanned.is_dir():
+        raise SessionFailed(f"no such session folder: {scanned}")
     target = Target.choose(alyx, cache_dir, root)
     label = check_target.with_options(**options.retry.task_options())(target)
     summary = RegistrationSummary(root=str(root), target=label, dry_run=dry_run)
@@ -122,10 +155,10 @@ def register_new_sessions(
 
 @flow(name="register-session", log_prints=True)
 def register_session(
-    session_path: Path,
-    alyx: str | None = None,
-    cache_dir: Path | None = None,
-    options: RegistrationOptions = RegistrationOptions(),  # noqa: B008 (immutable)
+    session_path: Annotated[Path, _form("Session folder")],
+    alyx: Alyx = None,
+    cache_dir: CacheDir = None,
+    options: Options = RegistrationOptions(),  # noqa: B008 (immutable)
 ) -> SessionResult:
     """Register one session folder, flagged or not.
 
@@ -134,20 +167,24 @@ def register_session(
     unchanged when it is not (a manual run does not count towards quarantine).
 
     Args:
-        session_path: the session folder, ``[lab/Subjects/]subject/YYYY-MM-DD/NNN``.
-        alyx: an AlyxCredentials block name or an Alyx URL (see ``register-new-sessions``).
-        cache_dir: register into the ONE cache tables in this folder instead of Alyx.
-        options: how the session is registered (hashing, retries).
+        session_path: The session folder, [lab/Subjects/]subject/YYYY-MM-DD/NNN.
+        alyx: The Alyx database to register into (an AlyxCredentials block; from code, also a
+            block name or an Alyx URL); see register-new-sessions.
+        cache_dir: Register into the ONE cache tables in this folder instead of Alyx.
+        options: How the session is registered: hashing, retries.
     """
     session_path = Path(session_path)
     root = data_root(session_path)
     target = Target.choose(alyx, cache_dir, root)
     label = check_target.with_options(**options.retry.task_options())(target)
     claims = hold(session_path, current_run_id())
-    session_task = register_session_folder.with_options(**options.retry.task_options())
     try:
-        report = session_task(
-            session_path, target, max_md5_size=options.max_md5_size, recheck=options.recheck
+        report = register_session_folder(
+            session_path,
+            target,
+            max_md5_size=options.max_md5_size,
+            recheck=options.recheck,
+            retry=options.retry,
         )
     except Exception as exc:
         result = SessionResult.of_error(session_path, exc)
@@ -157,9 +194,8 @@ def register_session(
     else:
         result = _registered(session_path, target, report)
     let_go(claims, result, keep_done_marker=options.keep_done_marker)
-    _publish(
-        RegistrationSummary(root=str(root), target=label, sessions=[result]), "register-session"
-    )
+    summary = RegistrationSummary(root=str(root), target=label, sessions=[result])
+    _publish(summary, "register-session")
     if result.status not in ("registered", "unchanged"):
         raise SessionFailed(result.reason)
     return result
@@ -185,21 +221,22 @@ def _registered(session_path: Path, target: Target, report: SessionReport) -> Se
 def _register_flagged(
     found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
 ) -> list[SessionResult]:
-    """Register the flagged sessions, ``workers`` at once (one task run each): each is claimed
-    as its turn comes, and its claim settled; one result per flag, in order. After an outage
+    """Register the flagged sessions, ``workers`` at once (a task run each, holding its steps):
+    each is claimed as its turn comes, and its claim settled; one result per flag, in order.
+    After an outage
     the target is checked again: if it is down, no other session is claimed, and those left
     are ``pending``."""
     run_id = current_run_id()
-    session_task = register_session_folder.with_options(**options.retry.task_options())
     results: dict[int, SessionResult] = {}
     waiting = deque(enumerate(found))
     running: dict[PrefectFuture, tuple[int, flags.Claim]] = {}
     outage: str | None = None
 
     def finish(i: int, claim: flags.Claim, result: SessionResult) -> None:
-        if result.status != "registered":
-            logger = get_run_logger()
-            (logger.warning if result.status == "pending" else logger.error)("%s", result.reason)
+        if result.status == "pending":
+            get_run_logger().warning("%s", result.reason)
+        elif result.status == "failed":
+            get_run_logger().error("%s", result.reason)
         settle(
             claim,
             result,
@@ -231,8 +268,9 @@ def _register_flagged(
                     "listed": listed,
                     "max_md5_size": options.max_md5_size,
                     "recheck": options.recheck,
+                    "retry": options.retry,
                 }
-                running[runner.submit(session_task, parameters)] = (i, claim)
+                running[runner.submit(register_session_folder, parameters)] = (i, claim)
             if not running:
                 continue
             future = next(as_completed(list(running)))
@@ -274,6 +312,12 @@ def _final(summary: RegistrationSummary) -> RegistrationSummary | State:
 
 
 def _publish(summary: RegistrationSummary, key: str) -> None:
+    """Publish the run's table (a row per session and per file) and its summary in words, as
+    new versions of the artifacts ``key`` and ``key-summary``; a run that found no session
+    publishes nothing, so the last real run stays the latest version."""
+    if not summary.sessions:
+        get_run_logger().info("no flagged session ready under %s", summary.root)
+        return
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
     sessions = Counter(s.status for s in summary.sessions)
     create_table_artifact(
@@ -283,4 +327,7 @@ def _publish(summary: RegistrationSummary, key: str) -> None:
             f"Registration of {summary.root} into {summary.target}: "
             f"sessions {dict(sessions)}; files: {counts or 'none'}; retries: {summary.retries}"
         ),
+    )
+    create_markdown_artifact(
+        summary.markdown(), key=f"{key}-summary", description="What the run did, in words"
     )

@@ -20,7 +20,9 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
-__all__ = ["DEFAULT_PREFECT_FILE", "load_deployments", "serve"]
+from one_flows.prefect.blocks import AlyxCredentials
+
+__all__ = ["DEFAULT_PREFECT_FILE", "block_reference", "load_deployments", "serve"]
 
 DEFAULT_PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
 """one-flows' own ``prefect.yaml``, installed with the package (the checkout's top-level file)."""
@@ -54,15 +56,18 @@ def load_deployments(
     """The deployments of ``prefect_file``, ready to serve.
 
     ``parameters`` (e.g. ``root``, ``alyx``) replace the file's values in every deployment
-    whose flow takes them.
+    whose flow takes them; ``alyx`` is the name of a saved `AlyxCredentials` block.
     """
     config = yaml.safe_load(Path(prefect_file).read_text())
+    given = dict(parameters or {})
+    if isinstance(given.get("alyx"), str):
+        given["alyx"] = block_reference(given["alyx"])
     deployments = []
     for spec in config.get("deployments") or []:
         flow = _flow(spec["entrypoint"])
         accepted = flow.parameters.properties
         values = {**(spec.get("parameters") or {})}
-        values.update({k: v for k, v in (parameters or {}).items() if k in accepted})
+        values.update({k: v for k, v in given.items() if k in accepted})
         deployments.append(
             flow.to_deployment(
                 name=spec["name"],
@@ -75,6 +80,23 @@ def load_deployments(
             )
         )
     return deployments
+
+
+def block_reference(name: str) -> dict[str, Any]:
+    """The deployment parameter that names the saved `AlyxCredentials` block ``name``.
+
+    A deployment's ``alyx`` is an AlyxCredentials block, as in the flow's form (an Alyx URL
+    works only from code).
+
+    Raises:
+        ValueError: ``name`` is a URL.
+    """
+    if name.startswith(("http://", "https://")):
+        raise ValueError(
+            f"deployments take an AlyxCredentials block, not a URL: save one for {name} "
+            "(see one_flows.prefect.blocks) and give its name"
+        )
+    return {"$ref": {"block_document_slug": f"{AlyxCredentials.get_block_type_slug()}/{name}"}}
 
 
 def serve(

@@ -17,7 +17,7 @@ from prefect.context import FlowRunContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from one_flows.alyx.settings import ENV_URL
-from one_flows.prefect.blocks import alyx_client
+from one_flows.prefect.blocks import AlyxCredentials, alyx_client
 from one_flows.prefect.ratelimit import pace_by_shared_limit
 from one_flows.registration import RegistrationClient
 from one_flows.targets import AlyxTarget, LocalTarget, RegistrationTarget
@@ -48,13 +48,22 @@ class Target(BaseModel):
 
     @classmethod
     def choose(
-        cls, alyx: str | None, cache_dir: str | os.PathLike[str] | None, root: Path
+        cls,
+        alyx: AlyxCredentials | str | None,
+        cache_dir: str | os.PathLike[str] | None,
+        root: Path,
     ) -> Target:
         """The target asked for; with none, the Alyx of ``ALYX_URL`` if set, else cache tables.
 
-        ONE-api's default database is never chosen implicitly: registering writes, so Alyx is
-        used only when named here or in the environment.
+        ``alyx`` is a saved `AlyxCredentials` block (as a flow's form gives it), a block's
+        name or an Alyx URL. ONE-api's default database is never chosen implicitly:
+        registering writes, so Alyx is used only when named here or in the environment.
         """
+        if isinstance(alyx, AlyxCredentials):
+            # Tasks load the block by its name, so they share one client per flow run.
+            alyx = alyx._block_document_name
+            if not alyx:
+                raise ValueError("save the AlyxCredentials block (block.save(name)) to use it")
         if alyx or cache_dir is not None:
             return cls(alyx=alyx or None, cache_dir=cache_dir)
         if os.environ.get(ENV_URL):

@@ -8,7 +8,7 @@ into other flows. Tasks take only plain, picklable arguments: where registration
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,17 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict
 
 from one_flows import flags
-from one_flows.prefect.hashing import HASHING_PROGRESS_MIN_BYTES, hash_session_files
-from one_flows.prefect.retries import retry_if_transient
+from one_flows.prefect.hashing import hash_into_cache
+from one_flows.prefect.retries import RetrySettings, retry_if_transient
 from one_flows.prefect.targets import Target, registration_client
-from one_flows.registration import FileOutcome, SessionReport
+from one_flows.registration import (
+    AMBIGUOUS_TYPE,
+    NO_DATASET_TYPE,
+    FileOutcome,
+    Outcome,
+    SessionReport,
+)
+from one_flows.runs import session_name
 
 __all__ = [
     "DiscoveredFiles",
@@ -36,6 +43,7 @@ __all__ = [
     "fail_claim",
     "find_flagged_sessions",
     "flow_run_is_running",
+    "hash_session_files",
     "reap_stale_claims",
     "register_session_files",
     "register_session_folder",
@@ -44,6 +52,17 @@ __all__ = [
 ]
 
 _STEP = {"cache_policy": NO_CACHE, "retry_condition_fn": retry_if_transient, "retries": 4}
+
+
+def _named(step: str, parameter: str = "session_path") -> Callable[..., str]:
+    """The ``task_run_name`` of a step of one session: ``<step>-<subject>-<date>-<number>``,
+    of the session folder given as ``parameter`` (or of the flag given so)."""
+
+    def name(parameters: dict[str, Any]) -> str:
+        value = parameters[parameter]
+        return f"{step}-{session_name(getattr(value, 'session_path', value))}"
+
+    return name
 
 
 @task(**_STEP)
@@ -100,7 +119,7 @@ def find_flagged_sessions(root: Path, flag: str, quiet_seconds: float) -> list[f
     return sorted(ready, key=lambda f: f.session_path)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="claim-{flag.session_path.name}")
+@task(cache_policy=NO_CACHE, task_run_name=_named("claim", "flag"))
 def claim_session(flag: flags.Flag) -> flags.Claim | None:
     """Claim a flag for this flow run; None when another run took it first."""
     return flags.claim(flag, current_run_id())
@@ -121,10 +140,25 @@ def fail_claim(claim: flags.Claim, reason: str, max_attempts: int) -> flags.Flag
 # -- sessions and files ---------------------------------------------------------------------------
 
 
-@task(**_STEP)
-def create_or_fetch_session(session_path: Path, target: Target) -> dict[str, Any]:
-    """The session record of a folder, created if the target has none."""
-    return registration_client(target).register_session(session_path, file_list=False).session
+def _attempts(report: SessionReport) -> SessionReport:
+    """``report`` with the run count of the task run that made it as its ``attempts``."""
+    context = TaskRunContext.get()
+    if context is not None:
+        report.attempts = context.task_run.run_count
+    return report
+
+
+@task(**_STEP, task_run_name=_named("create-session"))
+def create_or_fetch_session(
+    session_path: Path, target: Target, recheck: bool = False
+) -> SessionReport:
+    """The session record of a folder, created if the target has none; no file is registered.
+
+    A session this machine's registration ledger knows is answered from it, unless
+    ``recheck``.
+    """
+    client = registration_client(target)
+    return _attempts(client.register_session(session_path, file_list=False, recheck=recheck))
 
 
 class DiscoveredFiles(BaseModel):
@@ -136,7 +170,7 @@ class DiscoveredFiles(BaseModel):
     skipped: list[FileOutcome]
 
 
-@task(**_STEP)
+@task(**_STEP, task_run_name=_named("find-files"))
 def discover_files(
     session_path: Path, target: Target, listed: Iterable[str] | None = None
 ) -> DiscoveredFiles:
@@ -148,48 +182,67 @@ def discover_files(
     return DiscoveredFiles(to_register=list(found), skipped=list(found.skipped))
 
 
-@task(**_STEP)
+@task(cache_policy=NO_CACHE, task_run_name=_named("hash"))
+def hash_session_files(
+    session_path: Path, paths: list[Path], max_md5_size: int | None = None
+) -> int:
+    """Hash a session's files into the digest cache; returns the number hashed (see
+    `one_flows.prefect.hashing.hash_into_cache`)."""
+    return hash_into_cache(session_path, paths, max_md5_size)
+
+
+@task(**_STEP, task_run_name=_named("register-files"))
 def register_session_files(
-    session_path: Path, target: Target, paths: list[Path], max_md5_size: int | None = None
+    session_path: Path,
+    target: Target,
+    session: SessionReport | None = None,
+    listed: list[str] | None = None,
+    max_md5_size: int | None = None,
+    recheck: bool = False,
 ) -> SessionReport:
-    """Register files of a session; one outcome per file (created, unchanged, skipped, failed)."""
-    return registration_client(target).register_session(
-        session_path, file_list=paths, max_md5_size=max_md5_size
+    """Register a session's files (``listed`` relative paths, else every file that matches a
+    dataset type), one outcome per file; ``session`` is the report of `create_or_fetch_session`,
+    whose record is used as it is. Logs the counts, and a warning per file refused or of no
+    dataset type."""
+    paths = True if listed is None else [session_path / p for p in listed]
+    report = registration_client(target).register_session(
+        session_path,
+        file_list=paths,
+        max_md5_size=max_md5_size,
+        recheck=recheck,
+        record_from=session,
     )
+    logger = get_run_logger()
+    logger.info("%s", report.summary())
+    for outcome in report.files:
+        if outcome.status is Outcome.FAILED or outcome.reason in (NO_DATASET_TYPE, AMBIGUOUS_TYPE):
+            logger.warning("%s %s: %s", outcome.path, outcome.status.value, outcome.reason)
+    return _attempts(report)
 
 
-@task(**_STEP, task_run_name="register-{session_path.name}")
+@task(cache_policy=NO_CACHE, task_run_name=_named("register"))
 def register_session_folder(
     session_path: Path,
     target: Target,
     listed: list[str] | None = None,
     max_md5_size: int | None = None,
     recheck: bool = False,
+    retry: RetrySettings = RetrySettings(),  # noqa: B008 (immutable)
 ) -> SessionReport:
-    """Register a session folder in one task run: its record, then its files (``listed``
-    relative paths, else every file matching a dataset type), one outcome per file.
-    ``recheck`` asks the target even when the registration ledger knows the session.
-
-    The steps are those of the step tasks above, run as library calls: a task run costs
-    ~15-20 ms of orchestration, more than the registration of a small session, and a retry
-    repeats the whole session safely (the record is looked up before it is created, the
-    register-file call is get-or-create, digests come from the cache). Sessions with more than
-    `HASHING_PROGRESS_MIN_BYTES` to hash show a progress artifact.
+    """Register a session folder step by step, each step a task run that retries on its own
+    (``retry``): create or find its record, find its files, hash them into the digest cache,
+    register them. A transient fault while registering does not repeat the record's creation,
+    nor read again the files already hashed. ``recheck`` asks the target even when the
+    registration ledger knows the session.
     """
-    client = registration_client(target)
-    paths = None if listed is None else [session_path / p for p in listed]
-    if flags.session_activity(session_path).total_size >= HASHING_PROGRESS_MIN_BYTES:
-        to_hash = list(client.find_files(session_path)) if paths is None else paths
-        hash_session_files.fn(to_hash, max_md5_size)
-    report = client.register_session(
-        session_path,
-        file_list=True if paths is None else paths,
-        max_md5_size=max_md5_size,
-        recheck=recheck,
+    steps = retry.task_options()
+    session = create_or_fetch_session.with_options(**steps)(session_path, target, recheck)
+    found = discover_files.with_options(**steps)(session_path, target, listed)
+    hash_session_files(session_path, found.to_register, max_md5_size)
+    report = register_session_files.with_options(**steps)(
+        session_path, target, session, listed, max_md5_size, recheck
     )
-    context = TaskRunContext.get()
-    if context is not None:
-        report.attempts = context.task_run.run_count
+    report.attempts += session.attempts - 1
     return report
 
 

@@ -340,6 +340,7 @@ class RegistrationClient:
         file_list: bool | Iterable[str | os.PathLike[str]] = True,
         *,
         recheck: bool = False,
+        record_from: SessionReport | None = None,
         **kwargs: Any,
     ) -> SessionReport:
         """Create the session record of a folder, or update the one that exists, and register
@@ -358,6 +359,10 @@ class RegistrationClient:
         without asking the target; files the ledger knows are not matched against the dataset
         types again. The ledger misses what others changed on the target (a deleted dataset, a
         new dataset type): ``recheck=True`` asks the target whatever the ledger says.
+
+        ``record_from``, the report of an earlier call for this folder with ``file_list=False``
+        in which the target created or found the session (as a flow's session step does), gives
+        the record: it is not looked up again when no session field is given.
 
         Raises:
             ValueError, TypeError: a bad argument; nothing was sent.
@@ -388,7 +393,10 @@ class RegistrationClient:
             self._require("subjects", key.subject)
         for user in fields.get("users", ()):
             self._require("users", user)
-        session, created = self._create_or_update(key, fields)
+        if record_from is not None and not record_from.from_ledger and not fields:
+            session, created = record_from.session, record_from.created
+        else:
+            session, created = self._create_or_update(key, fields)
         report = SessionReport(key.path, session, created)
         stats: dict[Path, os.stat_result] = {}
         if files is not None:

@@ -95,7 +95,7 @@ def test_every_target_of_the_issue_has_a_figure(quick_run: tuple[str, dict]) -> 
         "queries": 2,  # table loading, search and list_datasets share one target text
         "flags": 1,
         "registration": 3,
-        "prefect_flow": 1,
+        "prefect_flow": 2,  # ≤ 1.2 × the library for small sessions, ≤ 1.05 × for 1 GiB ones
         "cli_register": 1,
     }
 

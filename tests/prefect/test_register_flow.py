@@ -67,14 +67,17 @@ def test_the_ledger_spares_requests_unless_asked_to_recheck(prefect_api, alyx, s
     first = _register(sample_root, alyx)
     session = Path(first.sessions[0].session_path)
     asked = alyx.request_count()
+    per_run = [("POST", "/auth-token"), ("GET", "/dataset-types"), ("GET", "/data-formats")]
+    before = [alyx.request_count(*request) for request in per_run]
     (session / "create_me.flag").touch()
     again = _register(sample_root, alyx)
     assert set(again.file_counts) <= {"unchanged", "skipped"}
     # This machine registered it: nothing is asked about the session, and nothing is said to
-    # have been registered; the run only checked that it could reach and log in to the server.
+    # have been registered; the run only checked that it could reach and log in to the server,
+    # and read the data formats that sort a session's files.
     assert [(s.session_path, s.status) for s in again.sessions] == [(str(session), "unchanged")]
-    assert alyx.request_count() - asked == 2
-    assert alyx.request_count("POST", "/auth-token") == alyx.request_count("GET", "/dataset-types")
+    assert alyx.request_count() - asked == len(per_run)
+    assert [alyx.request_count(*request) for request in per_run] == [n + 1 for n in before]
     (session / "create_me.flag").touch()
     rechecked = register_new_sessions(
         sample_root,

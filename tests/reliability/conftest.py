@@ -7,7 +7,6 @@ The full-size versions of the scenarios are marked ``slow``; bounded versions ru
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +17,6 @@ import pytest
 from one_flows.alyx import AlyxClient
 from one_flows.flags import FlagState, find_flags
 from one_flows.testing.server import AlyxTestServer
-
-REPO = Path(__file__).resolve().parents[2]
-# `flows` is a top-level package beside one_flows, imported from the checkout.
-sys.path.insert(0, str(REPO))
 
 SUBJECT = "algernon"  # seeded by the test server, in cortexlab
 DATASETS = (

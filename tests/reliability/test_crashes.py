@@ -21,7 +21,6 @@ import pytest
 from one_flows.flags import FlagState, claim, find_flags, reap_stale_claims
 from one_flows.testing.server import AlyxTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 MAX_CLEAN_RUNS = 3
 
 
@@ -38,7 +37,6 @@ def _environment(prefect_api: str, server: AlyxTestServer, home: Path) -> dict[s
         "ALYX_LOGIN": server.username,
         "ALYX_PASSWORD": server.password,
         "ONE_FLOWS_CACHE_DIR": str(home / "digests"),
-        "PYTHONPATH": str(REPO),  # for the top-level `flows` package in a checkout
         "COLUMNS": "200",
     }
 

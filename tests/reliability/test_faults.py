@@ -109,7 +109,7 @@ def _run_until_done(tree, alyx: str, **kwargs) -> list:
 @pytest.mark.parametrize(
     "size",
     [
-        pytest.param((6, 10), id="6x10"),
+        pytest.param((12, 10), id="12x10"),
         pytest.param((20, 30), id="20x30", marks=pytest.mark.slow),
     ],
 )

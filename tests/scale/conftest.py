@@ -20,10 +20,6 @@ from one_flows.testing import AlyxTestServer
 from one_flows.testing.postgres import PostgresNotInstalled, PostgresServer
 from one_flows.testing.prefect_server import PrefectServer
 
-REPO = Path(__file__).resolve().parents[2]
-# `flows` is a top-level package beside one_flows; tests import it from the checkout.
-sys.path.insert(0, str(REPO))
-
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
@@ -114,7 +110,6 @@ def start_worker(
         env = {
             **os.environ,
             **prefect_on_postgres.environment,
-            "PYTHONPATH": str(REPO),
             "ALYX_LOGIN": AlyxTestServer.USERNAME,
             "ALYX_PASSWORD": AlyxTestServer.PASSWORD,
             "ONE_FLOWS_CACHE_DIR": str(folder / f"cache-{name}"),

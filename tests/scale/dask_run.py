@@ -9,19 +9,11 @@ tasks the cluster ran.
 
 import json
 import sys
-from pathlib import Path
 
 from dask.distributed import Client, LocalCluster, get_task_stream
 from prefect_dask import DaskTaskRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from one_flows.prefect import tasks
 from one_flows.prefect.register import register_new_sessions
-
-# The sample sessions are small: send every session's hashing through hash_session_files, as
-# sessions of more than HASHING_PROGRESS_MIN_BYTES are.
-tasks.HASHING_PROGRESS_MIN_BYTES = 0
 
 
 def main(root: str, alyx: str, runner: str) -> None:

@@ -21,7 +21,9 @@ from prefect.workers.process import ProcessWorker
 
 from one_flows.alyx import AlyxClient
 from one_flows.flags import find_flags
+from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.ratelimit import SHARED_LIMIT_BATCH, alyx_rate_limit_name
+from one_flows.prefect.serve import block_reference
 from one_flows.registration import RegistrationClient
 from one_flows.sample import make_sample_tree
 from one_flows.targets import AlyxTarget
@@ -56,16 +58,21 @@ def lab(prefect_on_postgres, start_worker):
     return prefect_on_postgres, workers
 
 
-def _deploy(api_url: str, name: str, queue: str, parameters: dict) -> str:
-    """A deployment of the registration flow from this checkout; returns its id."""
+def _deploy(api_url: str, name: str, queue: str, alyx: AlyxTestServer, parameters: dict) -> str:
+    """A deployment of the registration flow from this checkout into ``alyx``, named by an
+    AlyxCredentials block saved on the Prefect server, as a lab deploys; returns its id."""
     register = flow.from_source(str(REPO), "flows/register.py:register_new_sessions")
+    block = f"alyx-{alyx.port}"
     with temporary_settings({PREFECT_API_URL: api_url}):
+        AlyxCredentials(base_url=alyx.url, username=alyx.username, password=alyx.password).save(
+            block, overwrite=True
+        )
         return str(
             register.deploy(
                 name=name,
                 work_pool_name=POOL,
                 work_queue_name=queue,
-                parameters=parameters,
+                parameters={**parameters, "alyx": block_reference(block)},
                 build=False,
                 print_next_steps=False,
             )
@@ -141,7 +148,7 @@ def test_two_workers_share_the_sweeps_of_one_root_and_register_each_session_once
     # slots left taken afterwards count the requests made under it.
     read_limit = shared_limit(alyx_rate_limit_name(alyx_url), limit=100_000, decay=0.001)
     deployment = _deploy(
-        server.api_url, "sweep", "shared", {"root": str(root), "alyx": alyx_url, "quiet_seconds": 0}
+        server.api_url, "sweep", "shared", alyx_service, {"root": str(root), "quiet_seconds": 0}
     )
     subjects = sorted({s.parents[1] for s in tree.sessions})
     runs = [{}] * 3 + [{"session_path": str(root / s)} for s in subjects]
@@ -149,7 +156,9 @@ def test_two_workers_share_the_sweeps_of_one_root_and_register_each_session_once
     finished = asyncio.run(_wait_final(server.api_url, [deployment]))
 
     requests = alyx_service.request_count()
-    assert [r.state_name for r in finished] == ["Completed"] * len(runs)
+    assert [r.state_name for r in finished] == ["Completed"] * len(runs), [
+        r.state.message for r in finished
+    ]
     # Each flow run's client took slots in batches, for every request it sent.
     taken = read_limit().active_slots
     assert requests <= taken < requests + SHARED_LIMIT_BATCH * len(runs)
@@ -175,10 +184,7 @@ def test_work_queues_route_each_rigs_runs_to_that_rigs_worker(lab, alyx_service,
         (made.root / lab_name).rename(roots[rig] / lab_name)
     deployments = {
         rig: _deploy(
-            server.api_url,
-            rig,
-            rig,
-            {"root": str(root), "alyx": alyx_service.url, "quiet_seconds": 0},
+            server.api_url, rig, rig, alyx_service, {"root": str(root), "quiet_seconds": 0}
         )
         for rig, root in roots.items()
     }
