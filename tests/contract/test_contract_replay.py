@@ -1,8 +1,11 @@
 """Replay every exchange recorded from a real Alyx 3.6 server against `AlyxTestServer`.
 
-All exchanges run in file and exchange order on one freshly seeded server, over real HTTP. Each
-is one test. The answer must match the recording: status, content type, and for JSON bodies the
-keys, the value types and the values once normalised (see ``recordings/README.md``).
+Each exchange is one test, over real HTTP. Later exchanges depend on what earlier ones created
+(the token, the sessions, the datasets...), so each test first brings a freshly seeded server to
+the point just before its exchange, playing (and checking) the exchanges before it in file and
+exchange order; tests pass alone, in any selection and in any order. The answer must match the
+recording: status, content type, and for JSON bodies the keys, the value types and the values
+once normalised (see ``recordings/README.md``).
 
 Deliberate differences, each asserted in a weaker form (see ``DIFFERENCES``):
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +56,15 @@ EXCHANGES = _exchanges()
 
 
 class Replay:
-    """The server under test and what earlier exchanges bound: the token and the UUIDs."""
+    """The server under test and what earlier exchanges bound: the token and the UUIDs.
+
+    ``played`` counts the exchanges of `EXCHANGES` played on it, in order, all as recorded.
+    """
 
     def __init__(self, server: AlyxTestServer) -> None:
         self.server = server
         self.bound: dict[str, str] = {"<password>": server.password}
+        self.played = 0
 
     def fill(self, value: Any) -> Any:
         """A recorded request value with the placeholders bound so far put in."""
@@ -177,10 +185,52 @@ def localise(value: Any, replay: Replay) -> Any:
     return replay.local(value)
 
 
+class Replays:
+    """Gives each test a server on which exactly the exchanges before its own were played.
+
+    The server of the previous test is used when it has not gone past that point; otherwise (a
+    test ran out of order, or an exchange failed and left it in an unknown state) a freshly
+    seeded server replays from the start.
+    """
+
+    def __init__(self) -> None:
+        self._current: Replay | None = None
+
+    def before(self, index: int) -> Replay:
+        """A replay that has played ``EXCHANGES[:index]``; AssertionError if one of them failed."""
+        if self._current is None or self._current.played > index:
+            self.close()
+            self._current = Replay(AlyxTestServer().start())
+        while self._current.played < index:
+            name, exchange = EXCHANGES[self._current.played]
+            try:
+                self.play(name, exchange)
+            except AssertionError as exc:
+                raise AssertionError(f"the earlier exchange {name} failed: {exc}") from exc
+        return self._current
+
+    def play(self, name: str, exchange: dict[str, Any]) -> None:
+        """Play the next exchange on the current server and check its answer."""
+        replay = self._current
+        assert replay is not None and EXCHANGES[replay.played][0] == name
+        try:
+            check_exchange(replay, name, exchange)
+        except BaseException:
+            self.close()
+            raise
+        replay.played += 1
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.server.close()
+            self._current = None
+
+
 @pytest.fixture(scope="module")
-def replay() -> Replay:
-    with AlyxTestServer() as server:
-        yield Replay(server)
+def replays() -> Iterator[Replays]:
+    replays = Replays()
+    yield replays
+    replays.close()
 
 
 def test_recordings_are_the_shared_contract() -> None:
@@ -199,8 +249,30 @@ def test_every_exchange_is_replayed() -> None:
     assert len({name for name, _ in EXCHANGES}) == 110
 
 
-@pytest.mark.parametrize(("name", "exchange"), EXCHANGES, ids=[n for n, _ in EXCHANGES])
-def test_exchange(replay: Replay, name: str, exchange: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("index", "name", "exchange"),
+    [(i, n, e) for i, (n, e) in enumerate(EXCHANGES)],
+    ids=[n for n, _ in EXCHANGES],
+)
+def test_exchange(replays: Replays, index: int, name: str, exchange: dict[str, Any]) -> None:
+    replays.before(index)
+    replays.play(name, exchange)
+
+
+def test_exchanges_replay_in_any_order(replays: Replays) -> None:
+    """A test whose exchange needs earlier ones (the token, the session it reads) passes after a
+    later exchange was played, and alone: the replay starts again from a fresh server."""
+    last = len(EXCHANGES) - 1
+    replays.before(last)
+    for name in ("05-sessions-create::sessions.create.defaults", "01-auth::auth.token.again"):
+        index = next(i for i, (n, _) in enumerate(EXCHANGES) if n == name)
+        replay = replays.before(index)
+        assert replay.played == index
+        replays.play(name, EXCHANGES[index][1])
+
+
+def check_exchange(replay: Replay, name: str, exchange: dict[str, Any]) -> None:
+    """Send a recorded request and check the answer against the recorded one."""
     recorded = exchange["response"]
     if name == "13-schema-and-misc::throttled":
         _use_up_docs_limit(replay, exchange["request"])
