@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,9 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
     """Walk a session folder once (hidden files included: copy tools write those) and summarise it.
 
     Symbolic links count with their own times and are not followed.  Raises FileNotFoundError
-    or NotADirectoryError if the session folder is missing.
+    or NotADirectoryError if the session folder is missing.  A folder or file inside it that
+    cannot be read (no permission, a path longer than the system allows) is left out with a
+    warning: registration then fails that session, naming it.
     """
     root = os.fspath(session_path)
     latest = os.stat(root).st_mtime
@@ -44,11 +49,17 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
             entries = os.scandir(stack.pop())
         except FileNotFoundError:
             continue  # removed while we walked: that is activity the folder's mtime shows
+        except OSError as exc:
+            _log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+            continue
         with entries:
             for entry in entries:
                 try:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    _log.warning("cannot stat %s: %s", exc.filename, exc.strerror)
                     continue
                 latest = max(latest, stat.st_mtime)
                 if entry.is_dir(follow_symlinks=False):

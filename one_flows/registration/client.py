@@ -53,6 +53,7 @@ from one_flows.registration.files import (
     DatasetTypeMatcher,
     FoundFiles,
     link_problem,
+    name_problem,
     relative_files,
     scan_files,
     walk_session,
@@ -382,13 +383,13 @@ class RegistrationClient:
 
         A session record is looked up, and created if there is none, under the session's lock
         (`session_lock`), so that threads and processes of this machine registering one
-        session under several folder names create one record. Other machines are not held back (Alyx has
-        no unique constraint on a session's subject, date and number): when the target holds
-        several records for the session, every registration that asks it (the first, and the
-        first after any change in the folder; and, right after creating one, the creator, so
-        that of two machines racing at least the later sees both) uses the same one (the
-        latest start time, then the smallest id), logs a warning and lists the others in the
-        report's ``duplicates``.
+        session under several folder names create one record. Other machines are not held
+        back (Alyx has no unique constraint on a session's subject, date and number): when the
+        target holds several records for the session, every registration that asks it (the
+        first, the first after any change in the folder, and right after creating one the
+        creator, so that of two machines racing at least the later sees both) uses the same
+        one (the latest start time, then the smallest id), logs a warning and lists the others
+        in the report's ``duplicates``.
 
         When the whole folder is registered (``file_list=True``), datasets the target holds for
         the session whose file is no longer in the folder are logged as warnings, listed in the
@@ -479,7 +480,7 @@ class RegistrationClient:
         updated = LedgerSession(report.eid, report.session, kept_fields)
         covered: set[str] = set()
         for outcome in report.files:
-            if outcome.rel_path is None:
+            if outcome.rel_path is None or name_problem(outcome.rel_path) is not None:
                 continue
             covered.add(outcome.rel_path)
             if outcome.moved_from is not None:
@@ -783,7 +784,7 @@ class RegistrationClient:
                 continue
             session = Path(session)
             rel_path = path.relative_to(session).as_posix()
-            problem = link_problem(path, session)
+            problem = name_problem(rel_path) or link_problem(path, session)
             if problem is not None:
                 outcomes[index] = FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path)
                 continue

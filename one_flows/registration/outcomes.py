@@ -12,8 +12,10 @@ __all__ = [
     "AMBIGUOUS_TYPE",
     "BROKEN_LINK",
     "LINK_LEAVES_SESSION",
+    "LINK_LOOP",
     "NOT_ALF",
     "NOT_IN_SESSION",
+    "NOT_UTF8",
     "NO_DATASET_TYPE",
     "PROTECTED",
     "UNKNOWN_EXTENSION",
@@ -29,6 +31,8 @@ NO_DATASET_TYPE = "matches no dataset type"
 AMBIGUOUS_TYPE = "matches several dataset types"
 PROTECTED = "protected dataset"
 BROKEN_LINK = "broken symbolic link"
+LINK_LOOP = "symbolic link loop"
+NOT_UTF8 = "file name is not valid UTF-8"
 LINK_LEAVES_SESSION = "symbolic link to a file outside the session folder: never read"
 
 
