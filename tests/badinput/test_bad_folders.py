@@ -23,9 +23,13 @@ import pytest
 
 from flows.register import register_new_sessions
 from one_flows.flags import FlagState, find_flags
-from one_flows.registration import Outcome, RegistrationClient
-from one_flows.registration.errors import SessionFolderUnreadable
-from one_flows.registration.outcomes import LINK_LOOP, NOT_UTF8
+from one_flows.registration import (
+    LINK_LOOP,
+    NOT_UTF8,
+    Outcome,
+    RegistrationClient,
+    SessionFolderUnreadable,
+)
 from one_flows.targets import LocalTarget
 
 GOOD = {"alf/spikes.times.npy": b"times", "alf/spikes.amps.npy": b"amps"}

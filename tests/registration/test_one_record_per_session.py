@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from one_flows.registration import RegistrationClient, SessionKey
-from one_flows.registration.client import default_lock_folder
+from one_flows.registration import RegistrationClient, SessionKey, default_lock_folder
 from one_flows.registration.sessions import session_lock
 from one_flows.targets import LocalTarget
 
