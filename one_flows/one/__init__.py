@@ -2,10 +2,21 @@
 an Alyx database and its data repositories.
 
 `One` is the query API (`one_flows.one.api`); it asks a source for sessions and dataset rows
-(`one_flows.one.source.Source`): the cache tables of a folder (`one_flows.one.tables`).
+(`one_flows.one.source.Source`): the cache tables of a folder (`one_flows.one.tables`) or an
+Alyx database (`one_flows.one.alyx`), whose files the downloader fetches
+(`one_flows.one.download`).
 """
 
+from .alyx import AlyxSource
 from .api import One
+from .download import (
+    DownloadAuthError,
+    Downloader,
+    DownloadError,
+    DownloadMismatch,
+    DownloadProgress,
+    FileTransfer,
+)
 from .errors import (
     ALFMultipleCollectionsFound,
     ALFMultipleObjectsFound,
@@ -23,8 +34,15 @@ __all__ = [
     "ALFMultipleRevisionsFound",
     "ALFObjectNotFound",
     "AlfBunch",
+    "AlyxSource",
     "CacheFirst",
     "DatasetHashMismatch",
+    "DownloadAuthError",
+    "DownloadError",
+    "DownloadMismatch",
+    "DownloadProgress",
+    "Downloader",
+    "FileTransfer",
     "One",
     "SessionDataInfo",
     "Source",

@@ -1,22 +1,32 @@
-"""Search, list and load sessions and datasets described by ONE cache tables.
+"""The query API: search, list and load sessions and datasets, as ONE-api's ``One`` does.
 
-``One(cache_dir)`` answers ONE-api's local-mode queries (``search``, ``list_datasets``,
-``list_collections``, ``list_revisions``, ``list_subjects``, ``load_object``, ``load_dataset``,
-``load_datasets``) and the older tutorial calls (``list``, ``load``) from the tables in
-``cache_dir`` or from any ``CacheTables`` passed as ``tables=`` (so another source, such as an
-Alyx database, can supply them). It only reads: tables are never modified.
+``One(cache_dir)`` answers from the ONE cache tables in ``cache_dir`` (or any ``CacheTables``
+passed as ``tables=``), ONE-api's local mode; it then only reads. ``One(base_url=...,
+username=..., password=...)`` (or ``alyx=`` an `AlyxClient`, or anything with an
+``AlyxCredentials`` block's ``get_client()``) answers from an Alyx database and downloads files
+from its data repositories into ``cache_dir`` (see `one_flows.one.alyx`). Calls are ONE-api's
+(``search``, ``search_terms``, ``list_datasets``, ``list_collections``, ``list_revisions``,
+``list_subjects``, ``get_details``, ``eid2path``, ``path2eid``, ``load_object``,
+``load_dataset``, ``load_datasets``) and the older tutorial's (``list``, ``load``). ``mode``
+(and each call's ``query_type``) is ONE's: 'local' answers from the cache tables only, 'remote'
+from Alyx, 'auto' from the cache tables for the sessions they hold and from Alyx for the rest
+(searches go to Alyx, and to the cache tables when Alyx cannot be reached). The query API asks a
+`Source` for sessions and dataset rows and filters them itself, whichever source answers.
 
 Matching follows ONE-api: with ``wildcards=True`` (default) filename, collection and revision
 filters are shell globs (``*``, ``?``, ``[...]``), otherwise regular expressions; either way a
 pattern must match the whole part, a list of patterns means any of them, None means anything and
-an empty string means "absent" (no collection, no revision). Search filters on subject, lab,
-projects and task protocol are regular expressions matched anywhere in the field.
+an empty string means "absent" (no collection, no revision). Local search filters on subject,
+lab, projects and task protocol are regular expressions matched anywhere in the field; remote
+ones are Alyx's filters (see `one_flows.one.alyx`).
 
-Deliberate differences from ONE-api's local ``One``:
+Deliberate differences from ONE-api's ``One``:
 
 - Session ids are returned as strings (ONE 3 returns ``uuid.UUID``); both are accepted.
 - Files are not md5-hashed on load unless ``check_hash=True``, and a mismatch then raises
-  ``DatasetHashMismatch`` (ONE hashes every file on every load and only logs a mismatch).
+  ``DatasetHashMismatch`` (ONE hashes every file on every load and only logs a mismatch). A
+  downloaded file whose size or md5 is not the registered one raises ``DownloadMismatch`` and is
+  deleted (ONE keeps it and tags the file record on Alyx).
 - Filename patterns are matched against the file name, collection patterns against the
   collection: a glob such as ``*wheel*`` never matches a folder name, and ``alf/*`` never
   matches the revision folder of ``alf/#rev#/...`` (ONE's can). In a list of filename patterns
@@ -24,8 +34,13 @@ Deliberate differences from ONE-api's local ``One``:
   excludes revised datasets even when a filename is given (ONE then ignores it).
 - ``list_datasets(None)``, ``list_collections`` and ``list_revisions`` return sorted lists.
 - ``search(dataset_qc_lte=...)`` without ``datasets`` returns sessions having any dataset at or
-  below that QC (ONE returns none), and ``search`` records include the session ``id``.
+  below that QC (ONE returns none), and local ``search`` records include the session ``id``.
 - Unknown sessions give empty listings and ``ALFObjectNotFound`` on load.
+- Remote: search terms are checked against Alyx 3.6's session filters, known in advance, rather
+  than against the schema the server sends (ONE's first request); files come from each file
+  record's ``data_url`` (ONE joins its own ``HTTP_DATA_SERVER`` setting with the path), several
+  at once, resumed when a transfer breaks off; ``list(...)`` and ``load(...)`` of the older
+  tutorial, which ONE-api 3 dropped, answer from Alyx too.
 """
 
 from __future__ import annotations
@@ -40,17 +55,24 @@ from typing import Any
 import pandas as pd
 
 from one_flows.alf import get_session_path
+from one_flows.alyx import AlyxClient, one_params
+from one_flows.alyx.settings import one_params_key
 from one_flows.cache import QC, CacheTables
 from one_flows.loaders import load_file_content
 
+from .alyx import AlyxSource
+from .download import Downloader, ProgressCallback
 from .errors import ALFMultipleCollectionsFound, ALFMultipleObjectsFound, ALFObjectNotFound
 from .objects import AlfBunch, SessionDataInfo, name_parts, read_object
-from .source import DATASET_COLUMNS, Source, dataset_type, split_rel_path
+from .source import DATASET_COLUMNS, CacheFirst, Source, dataset_type, split_rel_path
 from .tables import TableSource, category_mask, qc_passes
 
 __all__ = ["One"]
 
 _FILE_PARTS = ("namespace", "object", "attribute", "timescale", "extra", "extension")
+DATA_LOGIN = "HTTP_DATA_SERVER_LOGIN"
+DATA_PASSWORD = "HTTP_DATA_SERVER_PWD"
+"""ONE-api's names of the data server's HTTP basic auth, in its settings and our environment."""
 
 
 def _listify(value: str | Iterable[str]) -> list[str]:
@@ -68,27 +90,104 @@ def _pattern(patterns: str | Iterable[str], wildcards: bool) -> re.Pattern[str]:
 
 
 class One:
-    """Queries over ONE cache tables; see the module documentation for semantics."""
+    """Queries over ONE cache tables or an Alyx database; see the module documentation.
+
+    Args:
+        cache_dir: the local cache: cache tables, and the files (downloaded ones too). With an
+            Alyx, by default the ``CACHE_DIR`` of ONE-api's settings for it, else
+            ``~/Downloads/ONE/<host>`` as ONE-api does.
+        tables: cache tables to query instead of those in ``cache_dir``.
+        wildcards: globs (True) or regular expressions (False) in patterns.
+        mode: 'local', 'remote' or 'auto' (default: 'remote' with an Alyx, else 'local').
+        alyx: an `AlyxClient`, or an object whose ``get_client()`` gives one (an
+            ``AlyxCredentials`` block).
+        base_url, username, password, token: the Alyx to connect to, as ONE-api takes them;
+            what is not given comes from the environment or ONE-api's settings
+            (`one_flows.alyx.settings`).
+        data_login, data_password: HTTP basic auth for the data server; by default
+            ``HTTP_DATA_SERVER_LOGIN`` and ``HTTP_DATA_SERVER_PWD`` from the environment, then from
+            ONE-api's settings for that Alyx.
+        progress: called with a `DownloadProgress` while files download.
+        download_workers: files downloaded at once.
+        cache_rest: ONE-api's switch of its REST cache: None asks Alyx again on every call;
+            otherwise a session's details are reused for 5 minutes, as ONE-api does.
+        silent: accepted for ONE-api's sake; nothing is printed either way.
+    """
 
     def __init__(
         self,
-        cache_dir: str | os.PathLike,
+        cache_dir: str | os.PathLike | None = None,
         *,
         tables: CacheTables | None = None,
         wildcards: bool = True,
+        mode: str | None = None,
+        alyx: Any = None,
+        base_url: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        data_login: str | None = None,
+        data_password: str | None = None,
+        progress: ProgressCallback | None = None,
+        download_workers: int = 8,
+        cache_rest: str | None = "GET",
+        silent: bool = True,
     ) -> None:
-        """Query the tables in ``cache_dir`` (or ``tables``); files are read from ``cache_dir``."""
-        self.cache_dir = Path(cache_dir)
+        connected = any(v is not None for v in (alyx, base_url, username, password, token))
+        self.mode = mode or ("remote" if connected else "local")
+        if self.mode not in ("local", "remote", "auto"):
+            raise ValueError(f"mode {self.mode!r}: use 'local', 'remote' or 'auto'")
         self.wildcards = wildcards
+        self.alyx: AlyxClient | None = None
+        self._remote: AlyxSource | None = None
+        if connected or self.mode != "local":
+            if alyx is None:
+                alyx = AlyxClient(base_url, username=username, password=password, token=token)
+            elif hasattr(alyx, "get_client"):
+                alyx = alyx.get_client()
+            self.alyx = alyx
+            settings = one_params(alyx.base_url)
+            if cache_dir is None:
+                host = one_params_key(alyx.base_url)
+                cache_dir = settings.get("CACHE_DIR") or Path.home() / "Downloads" / "ONE" / host
+            login = data_login or os.environ.get(DATA_LOGIN) or settings.get(DATA_LOGIN)
+            secret = data_password or os.environ.get(DATA_PASSWORD) or settings.get(DATA_PASSWORD)
+            downloader = Downloader(
+                auth=(login, secret) if login and secret else None,
+                workers=download_workers,
+                progress=progress,
+            )
+        elif cache_dir is None:
+            raise ValueError("give the cache_dir to query, or an Alyx to connect to")
+        self.cache_dir = Path(cache_dir)
         self._local = TableSource(self.cache_dir, tables=tables, wildcards=wildcards)
+        if self.alyx is not None:
+            self._remote = AlyxSource(
+                self.alyx,
+                self.cache_dir,
+                downloader=downloader,
+                rest_cache_seconds=300.0 if cache_rest else 0.0,
+                on_saved=self._local.reload,
+            )
 
     def __repr__(self) -> str:
-        return f"One({str(self.cache_dir)!r})"
+        where = self.cache_dir if self.alyx is None else self.alyx.base_url
+        return f"One({str(where)!r}, mode={self.mode!r})"
+
+    @property
+    def offline(self) -> bool:
+        """True when queries are answered without Alyx (mode 'local', or no Alyx given)."""
+        return self.mode == "local" or self._remote is None
 
     def _source(self, query_type: str | None) -> Source:
-        if query_type not in (None, "local"):
-            raise ValueError(f"query_type {query_type!r}: these tables only answer local queries")
-        return self._local
+        kind = query_type or self.mode
+        if kind == "local":
+            return self._local
+        if kind not in ("remote", "auto"):
+            raise ValueError(f"query_type {kind!r}: use 'local', 'remote' or 'auto'")
+        if self._remote is None:
+            raise ValueError(f"query_type {kind!r}: these tables only answer local queries")
+        return self._remote if kind == "remote" else CacheFirst(self._local, self._remote)
 
     # -- sessions --------------------------------------------------------------------------------
 
