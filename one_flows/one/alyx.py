@@ -41,7 +41,7 @@ from one_flows.cache import CacheTables, load_tables, save_tables, table_metadat
 from one_flows.hashing import md5
 
 from .download import Downloader, FileTransfer
-from .errors import ALFMultipleObjectsFound
+from .errors import ALFMultipleObjectsFound, ALFObjectNotFound
 from .source import Source, dataset_rows
 from .tables import validate_date_range
 
@@ -213,11 +213,11 @@ class AlyxSource(Source):
     def details(self, eid: str, full: bool) -> dict[str, Any]:
         """ONE-api's remote answer: the full session record with ``full``, else its summary
         (``subject, start_time, number, lab, projects, url, task_protocol, local_path, date``)."""
-        if full:
-            return dict(self._detail(eid))
-        record = self._record(eid)
+        record = self._detail(eid) if full else self._record(eid)
         if record is None:
-            raise AlyxNotFound(f"No session {eid} on {self.alyx.base_url}", status=404)
+            raise ALFObjectNotFound(f"Session {eid} is not in {self.where}")
+        if full:
+            return dict(record)
         keys = ("subject", "start_time", "number", "lab", "projects", "url", "task_protocol")
         summary = {k: record[k] for k in keys if k in record}
         summary["projects"] = ",".join(record.get("projects") or [])
@@ -225,12 +225,16 @@ class AlyxSource(Source):
         summary["local_path"] = self.session_path(eid)
         return summary
 
-    def _detail(self, eid: str) -> dict[str, Any]:
-        """``GET /sessions/<id>``, reused for ``rest_cache_seconds``."""
+    def _detail(self, eid: str) -> dict[str, Any] | None:
+        """``GET /sessions/<id>`` (None for an unknown session), reused for
+        ``rest_cache_seconds``."""
         now = time.monotonic()
         cached = self._details.get(eid)
         if cached is None or now - cached[0] > self.rest_cache_seconds:
-            detail = self.alyx.get(f"/sessions/{eid}")
+            try:
+                detail = self.alyx.get(f"/sessions/{eid}")
+            except AlyxNotFound:
+                return None
             self._details[eid] = (now, detail)
             self._rows.pop(eid, None)
             self._records[eid] = {
@@ -255,6 +259,8 @@ class AlyxSource(Source):
             )
             return dataset_rows(_datasets_frame(eid or "", []))
         detail = self._detail(eid)
+        if detail is None:
+            return dataset_rows(_datasets_frame(eid, []))
         if eid not in self._rows:
             self._rows[eid] = dataset_rows(
                 _datasets_frame(eid, detail.get("data_dataset_session_related") or [])
@@ -265,15 +271,18 @@ class AlyxSource(Source):
         """Each row's file in the cache, downloaded from its ``data_url`` when missing or when
         its size (with ``check_hash``, its md5) is not the registered one."""
         folders = {eid: self.session_path(eid) for eid in rows["eid"].unique()}
+        if "data_url" in rows.columns:
+            urls = rows["data_url"].tolist()
+        else:  # rows of another source (the cache tables): the URLs are in the session's rows
+            known = {}
+            for eid in folders:
+                theirs = self.datasets(eid)
+                known.update(zip(theirs["id"], theirs["data_url"], strict=True))
+            urls = [known.get(i) for i in rows["id"]]
         paths: list[Path | None] = []
         transfers = []
         for eid, rel_path, size, digest, url in zip(
-            rows["eid"],
-            rows["rel_path"],
-            rows["file_size"],
-            rows["hash"],
-            rows["data_url"],
-            strict=True,
+            rows["eid"], rows["rel_path"], rows["file_size"], rows["hash"], urls, strict=True
         ):
             folder = folders[eid]
             if folder is None or not isinstance(url, str):

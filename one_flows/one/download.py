@@ -51,7 +51,7 @@ __all__ = [
 logger = logging.getLogger("one_flows.one")
 
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 
 
 class DownloadError(OneFlowsError):

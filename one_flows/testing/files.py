@@ -39,6 +39,7 @@ class FileServer:
 
     With ``username`` and ``password``, requests need them as HTTP basic auth (401 otherwise,
     with the ``WWW-Authenticate`` challenge that urllib's and browsers' clients wait for).
+    ``requests`` lists what was asked: (URL path, ``Range`` header or None, status).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class FileServer:
         self.root = Path(root).resolve()
         self.prefix = prefix
         self._credentials = None if username is None else f"{username}:{password}".encode()
+        self.requests: list[tuple[str, str | None, int]] = []
 
     def __repr__(self) -> str:
         return f"FileServer({str(self.root)!r}, prefix={self.prefix!r})"
@@ -69,6 +71,11 @@ class FileServer:
 
     def answer(self, method: str, url_path: str, headers: Mapping[str, str]) -> Response:
         """The answer to a request for ``url_path`` (which starts with ``prefix``)."""
+        response = self._answer(method, url_path, headers)
+        self.requests.append((url_path, headers.get("Range"), response.status))
+        return response
+
+    def _answer(self, method: str, url_path: str, headers: Mapping[str, str]) -> Response:
         if method not in ("GET", "HEAD"):
             return Response.html(405, "405 Method Not Allowed", {"Allow": "GET, HEAD"})
         if not self._authorised(headers.get("Authorization")):

@@ -145,6 +145,7 @@ REMOTE_SESSIONS = {
             "alf/probe00/spikes.amps.npy": np.linspace(1, 2, N_SPIKES),
             "alf/probe01/spikes.times.npy": np.arange(N_SPIKES) / 30,
             "alf/probe01/spikes.clusters.npy": np.zeros(N_SPIKES, dtype=int),
+            "alf/probe01/spikes.depths.npy": np.linspace(0, 3840, 40_000),  # 320 kB
         },
         "revised": {"alf/probe00/#2026-07-05#/spikes.times.npy": np.arange(N_SPIKES) / 20},
     },
@@ -201,3 +202,9 @@ def remote_lab(alyx_server, tmp_path):
         eids[rel] = report.session["id"]
     alyx.close()
     return alyx_server, root, eids
+
+
+@pytest.fixture
+def remote_sessions() -> dict:
+    """REMOTE_SESSIONS: per session path, its fields, files and revised files (name → array)."""
+    return REMOTE_SESSIONS
