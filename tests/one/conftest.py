@@ -161,16 +161,35 @@ REMOTE_SESSIONS = {
 }
 
 
-def write_remote_lab(root: Path) -> dict[str, Path]:
-    """Write the sessions of REMOTE_SESSIONS under ``root``; their folders by relative path."""
-    folders = {}
+def write_remote_lab(root: Path) -> Path:
+    """Write the sessions of REMOTE_SESSIONS under ``root`` (a lab's data folder)."""
     for rel, session in REMOTE_SESSIONS.items():
-        folders[rel] = root / rel
         for name, data in {**session["files"], **session["revised"]}.items():
             path = root / rel / name
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, data)
-    return folders
+    return root
+
+
+def register_remote_lab(server, root: Path, repository: str) -> dict[str, str]:
+    """Register the sessions written by ``write_remote_lab`` on ``server`` with our
+    RegistrationClient, their files into ``repository``; the eids by session path."""
+    from one_flows.alyx import AlyxClient
+    from one_flows.registration import RegistrationClient
+
+    eids = {}
+    with AlyxClient(server.url, username=server.username, password=server.password) as alyx:
+        client = RegistrationClient(alyx, digest_cache=False, ledger=False)
+        for rel, session in REMOTE_SESSIONS.items():
+            files = [root / rel / name for name in session["files"]]
+            report = client.register_session(
+                root / rel, file_list=files, repository=repository, **session["fields"]
+            )
+            revised = [root / rel / name for name in session["revised"]]
+            if revised:  # registered after the first version, so it becomes the default
+                client.register_files(revised, repository=repository)
+            eids[rel] = report.session["id"]
+    return eids
 
 
 @pytest.fixture
@@ -180,31 +199,20 @@ def remote_lab(alyx_server, tmp_path):
 
     Returns (server, data folder, {relative session path: eid}).
     """
-    from one_flows.alyx import AlyxClient
-    from one_flows.registration import RegistrationClient
-
-    root = tmp_path / "lab-server"
-    folders = write_remote_lab(root)
+    root = write_remote_lab(tmp_path / "lab-server")
     alyx_server.set_data_url(
         "flatiron_cortexlab", alyx_server.serve_files(root) + "cortexlab/Subjects/"
     )
-    alyx = AlyxClient(alyx_server.url, username=alyx_server.username, password=alyx_server.password)
-    client = RegistrationClient(alyx, digest_cache=False, ledger=False)
-    eids = {}
-    for rel, session in REMOTE_SESSIONS.items():
-        files = [folders[rel] / name for name in session["files"]]
-        report = client.register_session(
-            folders[rel], file_list=files, repository="flatiron_cortexlab", **session["fields"]
-        )
-        revised = [folders[rel] / name for name in session["revised"]]
-        if revised:
-            client.register_files(revised, repository="flatiron_cortexlab")
-        eids[rel] = report.session["id"]
-    alyx.close()
-    return alyx_server, root, eids
+    return alyx_server, root, register_remote_lab(alyx_server, root, "flatiron_cortexlab")
 
 
 @pytest.fixture
 def remote_sessions() -> dict:
     """REMOTE_SESSIONS: per session path, its fields, files and revised files (name → array)."""
     return REMOTE_SESSIONS
+
+
+@pytest.fixture
+def lab_registration():
+    """(write_remote_lab, register_remote_lab), for tests that serve the lab's folder otherwise."""
+    return write_remote_lab, register_remote_lab
