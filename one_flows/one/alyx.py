@@ -23,19 +23,20 @@ import datetime
 import fcntl
 import logging
 import os
+import re
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pandas as pd
 
-from one_flows.alf import get_session_path, remove_uuid_string, session_path_parts
+from one_flows.alf import get_session_path, session_path_parts
 from one_flows.alyx import AlyxClient, AlyxNotFound
 from one_flows.cache import CacheTables, load_tables, save_tables, table_metadata
 from one_flows.hashing import md5
@@ -349,15 +350,20 @@ def _cached(path: Path, size: int | None, digest: str | None) -> bool:
     return digest is None or md5(path) == digest
 
 
+_IN_SESSION = re.compile(
+    r"/[^/]+/\d{4}-\d{2}-\d{2}/\d{1,3}/(?P<rel>.+?)"
+    r"(?:\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?"
+    r"(?P<ext>\.[^./]+)?$"
+)
+
+
 def _rel_path(data_url: str | None, collection: str, name: str) -> str:
-    """A dataset's path in its session, read from its download URL as ONE-api reads it."""
+    """A dataset's path in its session, read from its download URL (the part after
+    ``subject/date/number``, without the UUID) as ONE-api reads it."""
     if data_url:
-        path = PurePosixPath(
-            remove_uuid_string(unquote(urlsplit(data_url, allow_fragments=False).path))
-        )
-        session = get_session_path(path)
-        if session is not None:
-            return path.relative_to(session).as_posix()
+        found = _IN_SESSION.search(unquote(urlsplit(data_url, allow_fragments=False).path))
+        if found:
+            return found["rel"] + (found["ext"] or "")
     return f"{collection}/{name}" if collection else name
 
 

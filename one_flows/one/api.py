@@ -129,7 +129,7 @@ class One:
         data_login: str | None = None,
         data_password: str | None = None,
         progress: ProgressCallback | None = None,
-        download_workers: int = 8,
+        download_workers: int = 16,
         cache_rest: str | None = "GET",
         silent: bool = True,
     ) -> None:

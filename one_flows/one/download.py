@@ -151,7 +151,7 @@ class Downloader:
         self,
         *,
         auth: tuple[str, str | Secret] | None = None,
-        workers: int = 8,
+        workers: int = 16,
         timeout: float | tuple[float, float] = (5.0, 60.0),
         attempts: int = 4,
         progress: ProgressCallback | None = None,
