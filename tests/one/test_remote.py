@@ -311,3 +311,26 @@ def test_one_takes_a_client_a_block_or_the_environment(remote_lab, tmp_path, mon
     assert from_env.to_eid(FIRST) == eids[FIRST]
     with pytest.raises(ValueError, match="mode"):
         One(tmp_path, mode="offline")
+
+
+def test_cli_download_shows_progress_and_fetches(remote_lab, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from one_flows.cli import app
+
+    server, _, eids = remote_lab
+    monkeypatch.setenv("ALYX_LOGIN", server.username)
+    monkeypatch.setenv("ALYX_PASSWORD", server.password)
+    cache = tmp_path / "cache"
+    options = ["--alyx", server.url, "--cache-dir", str(cache)]
+    result = CliRunner().invoke(app, ["download", eids[FIRST], "--object", "trials", *options])
+    assert result.exit_code == 0, result.output
+    assert "downloading" in result.output and "424/424 bytes" in result.output
+    assert f"2 files in {cache / FIRST}" in result.output.replace("\n", "")
+    assert files_under(cache / FIRST) == [
+        "alf/_ibl_trials.intervals.npy",
+        "alf/_ibl_trials.probabilityLeft.npy",
+    ]
+    server.faults.add(path="/data/", kind="corrupt")
+    result = CliRunner().invoke(app, ["download", eids[SECOND], *options])
+    assert result.exit_code == 1 and "the copy was deleted" in result.output
