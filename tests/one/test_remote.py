@@ -288,6 +288,9 @@ def test_modes_local_remote_and_auto(remote_lab, tmp_path):
     assert remote.list_datasets(eids[SECOND], query_type="remote")
     with pytest.raises(ValueError, match=r"cache tables .* hold no users"):
         local.search(users="test_user")
+    assert auto.search(subject="algernon") == [eids[SECOND], eids[FIRST]]
+    server.stop()  # Alyx unreachable: auto searches what the cache holds
+    assert auto.search(subject="algernon") == [eids[FIRST]]
 
 
 def test_one_takes_a_client_a_block_or_the_environment(remote_lab, tmp_path, monkeypatch):
