@@ -333,7 +333,7 @@ def run(ctx: Context) -> list[Figure]:
             unit="requests",
         ),
         *(
-            Figure(NAME, f"{call}: time beyond its request's {latency}", mine, theirs, key=key)
+            Figure(NAME, f"{call}: time beyond its requests' latency", mine, theirs, key=key)
             for call, key in (
                 ("search", "search_overhead_seconds"),
                 ("list_datasets", "list_datasets_overhead_seconds"),
