@@ -154,9 +154,9 @@ def test_a_folder_that_cannot_be_listed_fails_its_session_naming_it(tmp_path):
 _UNPRIVILEGED_SCAN = """
 import json, os, sys
 from pathlib import Path
+from one_flows.flags import find_flags, is_quiet
 from one_flows.registration import RegistrationClient
 from one_flows.targets import LocalTarget
-from one_flows.tasks import find_flagged_sessions
 
 root, warm_up, tables = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 # Registering once loads what registration imports on first use, while the interpreter's own
@@ -167,8 +167,9 @@ if os.geteuid() == 0:  # root reads whatever the modes say: become someone they 
     os.setgid({nobody})
     os.setuid({nobody})
 client = RegistrationClient(LocalTarget(tables), digest_cache=False, ledger=False)
-found = find_flagged_sessions.fn(root, "create_me.flag", 0)
-reports = client.register_sessions([f.session_path for f in found])
+# What the flows' find_flagged_sessions step does: flagged sessions whose files are quiet.
+found = [f.session_path for f in find_flags(root) if is_quiet(f.session_path, 0)]
+reports = client.register_sessions(found)
 print(json.dumps({{str(r.session_path): r.summary() for r in reports}}))
 """
 
