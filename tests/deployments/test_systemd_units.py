@@ -14,10 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
-from prefect.cli._app import _app as prefect_cli  # parse_args: Prefect's parser, not its run
-
-from one_flows.cli import app as one_flows_cli
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = sorted((REPO / "deployments" / "systemd").glob("*.service"))
@@ -150,11 +146,10 @@ def test_every_command_is_one_the_install_provides(unit: Path) -> None:
         assert (REPO / copied).resolve() == unit
 
 
-def test_the_worker_polls_its_queues_with_its_limit() -> None:
+def test_the_worker_polls_its_queues_with_its_limit(parse_command) -> None:
     arguments = _run(REPO / "deployments/systemd/prefect-worker.service")
     assert arguments[1:3] == ["worker", "start"]
-    _, bound, *_ = prefect_cli.parse_args(arguments[1:])
-    assert bound.arguments == {
+    assert parse_command(arguments) == {
         "work_pool_name": "lab",
         "worker_type": "process",
         "worker_name": "rig-a",
@@ -163,34 +158,36 @@ def test_the_worker_polls_its_queues_with_its_limit() -> None:
     }
 
 
-def test_the_server_listens_on_all_interfaces_at_4200() -> None:
-    arguments = _run(REPO / "deployments/systemd/prefect-server.service")
-    _, bound, *_ = prefect_cli.parse_args(arguments[1:])
-    assert bound.arguments == {"host": "0.0.0.0", "port": 4200}
-    variables = environment(_service(REPO / "deployments/systemd/prefect-server.service"))
+def test_the_server_listens_on_all_interfaces_at_4200(parse_command) -> None:
+    unit = REPO / "deployments/systemd/prefect-server.service"
+    assert parse_command(_run(unit)) == {"host": "0.0.0.0", "port": 4200}
+    variables = environment(_service(unit))
     assert variables["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
 
 
-def _one_flows_parameters(arguments: list[str]) -> tuple[str, dict]:
-    """The command and the parameters `one-flows` parses from ``arguments``; raises on errors."""
-    name, *options = arguments[1:]
-    command = typer.main.get_command(one_flows_cli).commands[name]
-    with command.make_context(name, options) as context:
-        return name, context.params
-
-
-def test_the_watcher_watches_the_data_root() -> None:
-    name, parameters = _one_flows_parameters(
-        _run(REPO / "deployments/systemd/one-flows-watch.service")
-    )
-    assert name == "watch"
+def test_the_watcher_watches_the_data_root(parse_command) -> None:
+    parameters = parse_command(_run(REPO / "deployments/systemd/one-flows-watch.service"))
+    assert parameters["command"] == "watch"
     assert (str(parameters["root"]), parameters["interval"]) == ("/mnt/rig-a/Data", 10.0)
     assert parameters["quiet_seconds"] is None  # the flows' default
 
 
-def test_serve_serves_the_data_root_with_its_options() -> None:
-    name, parameters = _one_flows_parameters(
-        _run(REPO / "deployments/systemd/one-flows-serve.service")
-    )
-    assert name == "serve"
+def test_serve_serves_the_data_root_with_its_options(parse_command) -> None:
+    parameters = parse_command(_run(REPO / "deployments/systemd/one-flows-serve.service"))
+    assert parameters["command"] == "serve"
     assert (str(parameters["root"]), parameters["limit"]) == ("/mnt/s0/Data", 4)
+
+
+def test_the_drop_ins_the_docs_show_are_whole_assignments(parse_command) -> None:
+    """`systemctl edit` adds the docs' [Service] lines after the unit's own: later ones win."""
+    worker = _service(REPO / "deployments/systemd/prefect-worker.service")
+    docs = (REPO / "docs" / "scaling.md").read_text()
+    drop_ins = re.findall(r"^```ini\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
+    assert drop_ins
+    for text in drop_ins:
+        lines = read_unit(text)["Service"]
+        environment(lines)
+        if any("WORK_QUEUES" in value for _, value in lines):
+            (start,) = [value for key, value in worker if key == "ExecStart"]
+            arguments = command_line(start, environment(worker + lines), host="rig-b")
+            assert parse_command(arguments)["work_queues"] == ["rig-b"]

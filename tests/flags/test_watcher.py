@@ -41,6 +41,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture
+def flagged(make_session: MakeSession) -> Path:
+    """A session with a pending flag, its data written just now."""
+    session = make_session()
+    write_flag(session)
+    return session
+
+
 def _watcher(root: Path, clock: FakeClock, quiet: float = 10, **kwargs: object) -> FlagWatcher:
     """A watcher whose clock starts now, after the test's data were written."""
     clock.restart()
@@ -75,10 +83,9 @@ def test_a_new_flag_on_quiet_data_is_announced_at_the_next_poll(
 
 
 def test_data_still_arriving_hold_the_announcement(
-    root: Path, make_session: MakeSession, clock: FakeClock
+    root: Path, flagged: Path, clock: FakeClock
 ) -> None:
-    session = make_session()
-    write_flag(session)
+    session = flagged
     watcher = _watcher(root, clock)
     clock.now += 8
     assert watcher.poll() == []
@@ -125,10 +132,9 @@ def test_sessions_are_announced_separately_and_sorted(
 
 
 def test_a_released_flag_is_announced_again_a_failed_one_is_left_to_the_sweep(
-    root: Path, make_session: MakeSession, clock: FakeClock
+    root: Path, flagged: Path, clock: FakeClock
 ) -> None:
-    session = make_session()
-    write_flag(session)
+    session = flagged
     watcher = _watcher(root, clock, quiet=0)
     assert watcher.poll() == [session]
     held = claim(next(find_flags(root)), "run1")
@@ -143,10 +149,8 @@ def test_a_released_flag_is_announced_again_a_failed_one_is_left_to_the_sweep(
 
 
 def test_a_session_claimed_while_waiting_is_not_announced(
-    root: Path, make_session: MakeSession, clock: FakeClock
+    root: Path, flagged: Path, clock: FakeClock
 ) -> None:
-    session = make_session()
-    write_flag(session)
     watcher = _watcher(root, clock)
     assert watcher.poll() == []
     claim(next(find_flags(root)), "sweep")
@@ -211,9 +215,8 @@ def test_unusable_flags_are_reported_once(
     assert [e.flag for e in errors] == [str(root / "not_a_session" / "create_me.flag")]
 
 
-def test_watch_yields_until_stopped(root: Path, make_session: MakeSession) -> None:
-    session = make_session()
-    write_flag(session)
+def test_watch_yields_until_stopped(root: Path, flagged: Path) -> None:
+    session = flagged
     stop = threading.Event()
     watcher = FlagWatcher(root, interval=0.01, quiet_seconds=0)
     announced = []

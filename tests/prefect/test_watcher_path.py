@@ -216,7 +216,7 @@ def applied_on_flag(prefect_server, tmp_path: Path) -> Iterator[UUID]:
 
 
 def test_the_on_flag_trigger_runs_once_per_session_within_its_window(
-    prefect_server, applied_on_flag, tmp_path: Path
+    prefect_server, applied_on_flag, runs_for_sessions, tmp_path: Path
 ) -> None:
     (trigger,) = _on_flag_spec()["triggers"]
     assert (trigger["posture"], trigger["threshold"], trigger["within"]) == ("Reactive", 1, 60)
@@ -226,27 +226,11 @@ def test_the_on_flag_trigger_runs_once_per_session_within_its_window(
         emit_session_flagged(first, "create_me.flag", 5.0)  # again, within the window
         emit_session_flagged(second, "create_me.flag", 5.0)  # another session: its own run
         EventsWorker.drain_all()
-        runs = asyncio.run(_runs_once_both_seen(applied_on_flag, second))
+        runs = asyncio.run(runs_for_sessions([applied_on_flag], [first, second]))
     by_session = sorted(r.parameters["session_path"] for r in runs)
     assert by_session == [first, second]  # the second event of `first` started nothing
     run = next(r for r in runs if r.parameters["session_path"] == first)
     assert run.parameters == {"root": str(tmp_path), "session_path": first, "quiet_seconds": 5.0}
-
-
-async def _runs_once_both_seen(deployment_id: UUID, last_session: str) -> list:
-    """The deployment's runs, once a run for the last event's session exists.
-
-    The trigger service handles events in order, so by then it has handled the earlier ones.
-    """
-    only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-    async with get_client() as client:
-        for _ in range(240):
-            runs = await client.read_flow_runs(deployment_filter=only)
-            if any(r.parameters.get("session_path") == last_session for r in runs):
-                await asyncio.sleep(2)  # a late duplicate would show up here
-                return await client.read_flow_runs(deployment_filter=only)
-            await asyncio.sleep(0.5)
-    pytest.fail(f"no run for {last_session}")
 
 
 def test_watch_once_names_the_sessions_still_changing(prefect_api, tmp_path: Path) -> None:
