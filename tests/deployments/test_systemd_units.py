@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -163,6 +164,12 @@ def test_the_server_listens_on_all_interfaces_at_4200(parse_command) -> None:
     assert parse_command(_run(unit)) == {"host": "0.0.0.0", "port": 4200}
     variables = environment(_service(unit))
     assert variables["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    # The UI's API URL follows settings, not --host/--port: it must be given, with the port.
+    ui_api = urlsplit(variables["PREFECT_UI_API_URL"])
+    assert (ui_api.hostname not in ("127.0.0.1", "localhost", "0.0.0.0"), ui_api.port) == (
+        True,
+        4200,
+    )
 
 
 def test_the_watcher_watches_the_data_root(parse_command) -> None:
