@@ -105,6 +105,7 @@ def test_the_lab_deployments_deploy_and_each_rig_gets_its_own_flags(
             sessions = {rig: f"/mnt/{rig}/Data/lab/Subjects/sub/2020-01-01/001" for rig in RIGS}
             on_flag = {rig: deployments[f"register-new-sessions/{rig}-on-flag"] for rig in RIGS}
             asyncio.run(_wait_for_triggers(list(on_flag.values())))
+            EventsWorker.drain_all()  # one worker for any server: stop one bound to another
             for session in sessions.values():
                 emit_session_flagged(session, "create_me.flag", 60.0)
             EventsWorker.drain_all()

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from flows.register import register_new_sessions
 from flows.serve import DEFAULT_PREFECT_FILE, load_deployments
 from one_flows.cli import app
-from one_flows.events import SESSION_REGISTERED, emit_session_flagged
+from one_flows.events import SESSION_FLAGGED, SESSION_REGISTERED, emit_session_flagged
 from one_flows.flags import QUIET_SECONDS, FlagWatcher, is_quiet, write_flag
 from one_flows.prefect_api import end_process, file_tail
 from one_flows.sample import make_sample_tree
@@ -221,6 +221,9 @@ def test_the_on_flag_trigger_runs_once_per_session_within_its_window(
     (trigger,) = _on_flag_spec()["triggers"]
     assert (trigger["posture"], trigger["threshold"], trigger["within"]) == ("Reactive", 1, 60)
     first, second = (str(tmp_path / f"lab/Subjects/sub/2020-01-01/00{i}") for i in (1, 2))
+    # Prefect keeps one events worker for any server, bound to the API it started with: stop
+    # the one an earlier test may have left running, so these events go to this server.
+    EventsWorker.drain_all()
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
         emit_session_flagged(first, "create_me.flag", 5.0)
         emit_session_flagged(first, "create_me.flag", 5.0)  # again, within the window
@@ -228,7 +231,11 @@ def test_the_on_flag_trigger_runs_once_per_session_within_its_window(
         EventsWorker.drain_all()
         runs = asyncio.run(runs_for_sessions([applied_on_flag], [first, second]))
     by_session = sorted(r.parameters["session_path"] for r in runs)
-    assert by_session == [first, second]  # the second event of `first` started nothing
+    flagged = [
+        e["payload"]["session_path"] for e in _events(prefect_server.api_url, SESSION_FLAGGED)
+    ]
+    # the second event of `first` started nothing
+    assert by_session == [first, second], f"{flagged=}\n{prefect_server.log_tail()}"
     run = next(r for r in runs if r.parameters["session_path"] == first)
     assert run.parameters == {"root": str(tmp_path), "session_path": first, "quiet_seconds": 5.0}
 
