@@ -389,7 +389,8 @@ class TablesLock:
     def mark_changed(self) -> None:
         """Record that the tables changed, for `tables_generation`; the caller holds the lock."""
         assert self._fd is not None, "mark_changed without the lock"
-        os.pwrite(self._fd, uuid.uuid4().hex.encode(), 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, uuid.uuid4().hex.encode())
 
     def _acquire(self) -> None:
         if not self._threads.acquire(blocking=False):
@@ -468,7 +469,8 @@ def _forget_locks() -> None:
     _LOCKS, _LOCKS_GUARD = {}, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_locks)
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_locks)
 
 
 @contextlib.contextmanager

@@ -221,3 +221,22 @@ def test_the_lock_is_taken_again_by_its_thread_and_marks_changes(tmp_path):
     assert cache.tables_generation(tmp_path) not in (before, b"")
     with pytest.raises(cache.TablesFolderMissing), cache.lock_tables(tmp_path / "missing"):
         pass
+
+
+def test_a_forked_child_does_not_inherit_the_lock(tmp_path):
+    # The child must wait for the lock its parent holds, not enter it as if it were its own
+    # (the forking thread lives on in the child, and would re-enter the lock it held).
+    with cache.lock_tables(tmp_path):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                handler = _Waiting()
+                logging.getLogger("one_flows.cache").addHandler(handler)
+                logging.getLogger("one_flows.cache").setLevel(logging.INFO)
+                threading.Thread(target=lambda: handler.event.wait() and os._exit(0)).start()
+                with cache.lock_tables(tmp_path):
+                    pass
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
