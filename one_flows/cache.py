@@ -367,10 +367,10 @@ def _datasets_frame(
 # Writers: one at a time per tables folder
 # ------------------------------------------------------------------------------------------------
 
-_TMP_NAME = re.compile(
-    r"\.(sessions\.pqt|datasets\.pqt|scan_state\.parquet|scan_dirs\.parquet)"
-    r"\.[0-9a-f]{32}\.tmp"
+_TABLE_NAMES = "|".join(
+    re.escape(Path(name).name) for name in (_SESSIONS_FILE, _DATASETS_FILE, STATE_FILE, DIRS_FILE)
 )
+_TMP_NAME = re.compile(rf"\.({_TABLE_NAMES})\.[0-9a-f]{{32}}\.tmp")
 """The temporary files `write_parquet_atomic` writes beside the tables and their state files."""
 
 
