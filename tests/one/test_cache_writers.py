@@ -3,6 +3,7 @@ they are then, so none is lost; a killed writer's temporary files are cleared by
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -15,10 +16,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from one_flows import cache
 from one_flows.cache import load_tables, make_parquet_db, save_tables, update_tables
+from one_flows.errors import OneFlowsError
 from one_flows.targets import FileBatch, LocalTarget
 
 from .conftest import age
@@ -240,3 +243,31 @@ def test_a_forked_child_does_not_inherit_the_lock(tmp_path):
                 os._exit(1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_cache_errors_are_one_flows_errors(tmp_path, alf_tree, monkeypatch):
+    with pytest.raises(cache.TablesFolderMissing) as missing:
+        update_tables(tmp_path / "nowhere")
+    assert isinstance(missing.value, OneFlowsError) and isinstance(
+        missing.value, NotADirectoryError
+    )
+
+    (tmp_path / "other").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other" / "sessions.pqt")
+    with pytest.raises(cache.NotACacheTable, match="not a ONE cache table"):
+        load_tables(tmp_path / "other")
+
+    make_parquet_db(alf_tree)
+    with pytest.raises(cache.SessionFolderError, match="not a session folder"):
+        update_tables(alf_tree, sessions=["KS005"])
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(cache.fcntl, "flock", no_locks)
+    with pytest.raises(cache.TablesLockError, match="cannot lock the tables") as refused:
+        save_tables(load_tables(alf_tree), alf_tree)
+    assert refused.value.errno == errno.ENOLCK
+    assert isinstance(refused.value, OneFlowsError) and isinstance(refused.value, OSError)
+    for error in (cache.CacheError, cache.NotACacheTable, cache.SessionFolderError):
+        assert issubclass(error, OneFlowsError)
