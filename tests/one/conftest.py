@@ -177,3 +177,92 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
         pq.write_table(state, root / old_name)
     shutil.rmtree(root / cache.STATE_DIR)
     return ids
+
+
+# -- a lab registered on an Alyx test server, its data folder served over HTTP -----------------
+
+REMOTE_SESSIONS = {
+    "cortexlab/Subjects/algernon/2026-07-04/001": {
+        "fields": {
+            "task_protocol": "_iblrig_tasks_ephysChoiceWorld6.4.2",
+            "projects": ["ibl_neuropixel_brainwide_01"],
+        },
+        "files": {
+            "alf/_ibl_trials.probabilityLeft.npy": np.linspace(0.2, 0.8, N_TRIALS),
+            "alf/_ibl_trials.intervals.npy": np.c_[np.arange(N_TRIALS), np.arange(N_TRIALS) + 1.0],
+            "alf/probe00/spikes.times.npy": np.arange(N_SPIKES) / 10,
+            "alf/probe00/spikes.clusters.npy": np.arange(N_SPIKES) % 3,
+            "alf/probe00/spikes.amps.npy": np.linspace(1, 2, N_SPIKES),
+            "alf/probe01/spikes.times.npy": np.arange(N_SPIKES) / 30,
+            "alf/probe01/spikes.clusters.npy": np.zeros(N_SPIKES, dtype=int),
+            "alf/probe01/spikes.depths.npy": np.linspace(0, 3840, 40_000),  # 320 kB
+        },
+        "revised": {"alf/probe00/#2026-07-05#/spikes.times.npy": np.arange(N_SPIKES) / 20},
+    },
+    "cortexlab/Subjects/algernon/2026-07-05/001": {
+        "fields": {"task_protocol": "_iblrig_tasks_trainingChoiceWorld8.0.0"},
+        "files": {
+            "alf/_ibl_trials.probabilityLeft.npy": np.full(N_TRIALS, 0.5),
+            "alf/probe00/spikes.times.npy": np.arange(N_SPIKES) / 40,
+            "alf/probe00/spikes.clusters.npy": np.ones(N_SPIKES, dtype=int),
+        },
+        "revised": {},
+    },
+}
+
+
+def write_remote_lab(root: Path) -> Path:
+    """Write the sessions of REMOTE_SESSIONS under ``root`` (a lab's data folder)."""
+    for rel, session in REMOTE_SESSIONS.items():
+        for name, data in {**session["files"], **session["revised"]}.items():
+            path = root / rel / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, data)
+    return root
+
+
+def register_remote_lab(server, root: Path, repository: str) -> dict[str, str]:
+    """Register the sessions written by ``write_remote_lab`` on ``server`` with our
+    RegistrationClient, their files into ``repository``; the eids by session path."""
+    from one_flows.alyx import AlyxClient
+    from one_flows.registration import RegistrationClient
+
+    eids = {}
+    with AlyxClient(server.url, username=server.username, password=server.password) as alyx:
+        client = RegistrationClient(alyx, digest_cache=False, ledger=False)
+        for rel, session in REMOTE_SESSIONS.items():
+            files = [root / rel / name for name in session["files"]]
+            report = client.register_session(
+                root / rel, file_list=files, repository=repository, **session["fields"]
+            )
+            revised = [root / rel / name for name in session["revised"]]
+            if revised:  # registered after the first version, so it becomes the default
+                client.register_files(revised, repository=repository)
+            eids[rel] = report.session["id"]
+    return eids
+
+
+@pytest.fixture
+def remote_lab(alyx_server, tmp_path):
+    """An Alyx test server on which REMOTE_SESSIONS are registered into ``flatiron_cortexlab``,
+    whose ``data_url`` is the server's file service over the lab's data folder.
+
+    Returns (server, data folder, {relative session path: eid}).
+    """
+    root = write_remote_lab(tmp_path / "lab-server")
+    alyx_server.set_data_url(
+        "flatiron_cortexlab", alyx_server.serve_files(root) + "cortexlab/Subjects/"
+    )
+    return alyx_server, root, register_remote_lab(alyx_server, root, "flatiron_cortexlab")
+
+
+@pytest.fixture
+def remote_sessions() -> dict:
+    """REMOTE_SESSIONS: per session path, its fields, files and revised files (name → array)."""
+    return REMOTE_SESSIONS
+
+
+@pytest.fixture
+def lab_registration():
+    """(write_remote_lab, register_remote_lab), for tests that serve the lab's folder otherwise."""
+    return write_remote_lab, register_remote_lab
