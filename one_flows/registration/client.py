@@ -377,7 +377,8 @@ class RegistrationClient:
 
         With a ledger, a session it holds whose files all have their recorded stat (and whose
         fields, if given, are those last sent from here) is reported as all ``unchanged``
-        without asking the target; files the ledger knows are not matched against the dataset
+        without asking the target, unless the target can tell cheaply that it lacks them (local
+        tables: see ``holds``); files the ledger knows are not matched against the dataset
         types again. The ledger misses what others changed on the target (a deleted dataset, a
         new dataset type): ``recheck=True`` asks the target whatever the ledger says.
 
@@ -417,7 +418,8 @@ class RegistrationClient:
             report = _report_from_ledger(
                 key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
             )
-            if report is not None:
+            held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
+            if report is not None and self.target.holds(entry.eid, held):
                 logger.info("%s (all as in the ledger)", report.summary())
                 return report
         trusted = None if recheck else entry

@@ -219,11 +219,13 @@ def test_serve_reads_schedules_triggers_and_limits_from_prefect_yaml():
 
 
 def test_watch_announces_each_flagged_session_once(prefect_api, sample_root):
-    result = CliRunner().invoke(app, ["watch", str(sample_root), "--once"])
+    result = CliRunner().invoke(app, ["watch", str(sample_root), "--once", "--quiet-seconds", "0"])
     assert result.exit_code == 0, result.output
     sessions = {str(p.parent) for p in sample_root.rglob("create_me.flag")}
     assert result.output.count("flagged:") == len(sessions) == 6
     resources = {f"one.flag.{s}" for s in sessions}
     events = _events(prefect_api, SESSION_FLAGGED, resources)
     assert sorted(e["resource"]["prefect.resource.id"] for e in events) == sorted(resources)
-    assert {e["payload"]["flag"] for e in events} == {"create_me.flag"}
+    assert {(e["payload"]["flag"], e["payload"]["quiet_seconds"]) for e in events} == {
+        ("create_me.flag", 0)
+    }
