@@ -265,12 +265,17 @@ def watch(
         "create_me.flag"
     ),
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between scans.")] = 10.0,
-    debounce: Annotated[
-        float,
-        typer.Option(min=0, help="Seconds a session's flags must settle before it is announced."),
-    ] = 30.0,
+    quiet_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            show_default="the flows' default quiet time",
+            help="Announce a session once its data (files other than flags) are unchanged this "
+            "long; the on-flag deployment's run then checks the same time.",
+        ),
+    ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Announce the flags there are now, then exit.")
+        bool, typer.Option("--once", help="Announce the flagged sessions ready now, then exit.")
     ] = False,
 ) -> None:
     """Announce each newly flagged session under ROOT as a one.session.flagged event.
@@ -278,20 +283,23 @@ def watch(
     The on-flag deployment of prefect.yaml turns each event into a registration; needs a
     Prefect server (PREFECT_API_URL).
     """
-    from one_flows.flags import FlagWatcher
+    from one_flows.flags import QUIET_SECONDS, FlagWatcher
     from one_flows.prefect.events import emit_session_flagged
 
     if not _api_url():
         raise typer.BadParameter("watch sends events to a Prefect server: set PREFECT_API_URL")
-    watcher = FlagWatcher(root, interval=interval, debounce=0 if once else debounce, names=(flag,))
+    quiet_seconds = QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    watcher = FlagWatcher(root, interval=interval, quiet_seconds=quiet_seconds, names=(flag,))
     sessions = watcher.poll() if once else watcher.watch()
     try:
         for session in sessions:
-            emit_session_flagged(session, flag)
-            console.print(f"flagged: {session}")
+            emit_session_flagged(session, flag, quiet_seconds)
+            console.print(f"flagged: {session}", soft_wrap=True)  # one journal line each
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
+        for session in watcher.waiting if once else ():
+            console.print(f"not yet quiet for {quiet_seconds:g} s: {session}", soft_wrap=True)
         from prefect.events.worker import EventsWorker
 
         EventsWorker.drain_all()
@@ -386,6 +394,40 @@ def list_(
     for name in datasets:
         console.print(name)
     console.print(f"{len(datasets)} datasets")
+
+
+@app.command()
+def download(
+    session: Annotated[str, typer.Argument(help="A session id, or subject/date/number.")],
+    obj: Annotated[str | None, typer.Option("--object", help="Only this ALF object.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    alyx: Annotated[str | None, typer.Option(help="The Alyx URL (default: ALYX_URL).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Where the files go.")] = None,
+) -> None:
+    """Download a session's files (or an object's) from an Alyx's data server, with progress."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from one_flows.one import DownloadError, One
+
+    columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("downloading", total=None)
+        one = One(
+            base_url=alyx,
+            cache_dir=cache_dir,
+            mode="remote",
+            progress=lambda p: bar.update(task, total=p.bytes_total, completed=p.bytes_done),
+        )
+        try:
+            if obj:
+                paths = one.load_object(session, obj, collection=collection, download_only=True)
+            else:
+                names = one.list_datasets(session, collection=collection)
+                paths, _ = one.load_datasets(session, names, download_only=True)
+        except DownloadError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    console.print(f"{len(paths)} files in {one.eid2path(session)}")
 
 
 @app.command()

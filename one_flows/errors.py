@@ -17,6 +17,9 @@ that code written against ONE-api goes on catching what it caught)::
     │   ├── ALFMultipleCollectionsFound
     │   ├── ALFMultipleRevisionsFound
     │   └── DatasetHashMismatch
+    ├── DownloadError                   one_flows.one.download: a file not fetched
+    │   ├── DownloadAuthError           the data server refused the credentials
+    │   └── DownloadMismatch [DatasetHashMismatch]   the copy's size or md5 is wrong
     ├── AlyxError                       one_flows.alyx: a failure talking to Alyx
     │   ├── AlyxRequestError            4xx: the request itself is wrong
     │   │   ├── AlyxAuthError           bad or missing credentials                  (outage)
@@ -31,6 +34,7 @@ that code written against ONE-api goes on catching what it caught)::
     ├── RegistrationError               one_flows.registration: a session cannot be registered
     │   ├── MemberNotFound [LookupError]
     │   │   └── SubjectNotFound
+    │   ├── SessionFolderUnreadable     a folder of the session cannot be listed
     │   ├── SessionFailed               a registration run gave a session up
     │   └── RunFailed                   sessions of a registration run failed or are pending
     ├── FlagError                       one_flows.flags: a flag file cannot be used
@@ -39,6 +43,11 @@ that code written against ONE-api goes on catching what it caught)::
     │   ├── FlagContentError
     │   ├── ClaimLost
     │   └── FlagConflict
+    ├── CacheError                      one_flows.cache: the cache tables cannot be used
+    │   ├── TablesFolderMissing [NotADirectoryError]
+    │   ├── NotACacheTable [ValueError]
+    │   ├── SessionFolderError [ValueError]
+    │   └── TablesLockError [OSError]
     ├── ParquetAppendError [ValueError] one_flows.parquet_append: not appendable parquet
     ├── PrefectAPIError [RuntimeError]  one_flows.prefect_api: the Prefect API did not start
     └── Outage                          the infrastructure failed, not the session

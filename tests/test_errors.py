@@ -11,16 +11,7 @@ import pytest
 import requests
 
 import one_flows
-from one_flows import errors
-from one_flows.alyx import (
-    AlyxAuthError,
-    AlyxError,
-    AlyxNotFound,
-    AlyxRequestError,
-    AlyxServerError,
-    AlyxTransientError,
-    AlyxUnavailable,
-)
+from one_flows import alyx, errors
 from one_flows.alyx.errors import error_from_exception
 from one_flows.errors import OneFlowsError, is_outage
 from one_flows.flags import FlagContentError
@@ -103,18 +94,18 @@ def _refused() -> requests.ConnectionError:
     ("exc", "outage"),
     [
         # The infrastructure's: credentials, reachability, server failures.
-        (AlyxAuthError("POST /auth-token → 400: bad password", status=400), True),
-        (AlyxAuthError("GET /x → 403: Authentication credentials were not provided."), True),
+        (alyx.AlyxAuthError("POST /auth-token → 400: bad password", status=400), True),
+        (alyx.AlyxAuthError("GET /x → 403: Authentication credentials were not provided."), True),
         (error_from_exception(_refused(), "GET", "/x", "http://a/x"), True),
-        (AlyxTransientError("GET /x → 503: busy", status=503), True),
-        (AlyxServerError("POST /sessions → 500: oops", status=500), True),
-        (AlyxUnavailable("GET /x → 200: text/html instead of JSON"), True),
+        (alyx.AlyxTransientError("GET /x → 503: busy", status=503), True),
+        (alyx.AlyxServerError("POST /sessions → 500: oops", status=500), True),
+        (alyx.AlyxUnavailable("GET /x → 200: text/html instead of JSON"), True),
         (TargetUnavailable("alyx:http://a", "unreachable", "refused", "check the URL"), True),
         (ConnectionRefusedError(), True),
         (TimeoutError(), True),
         # The session's own: its data, its names, its files, its flag.
-        (AlyxRequestError("POST /sessions → 400: lab: unknown", status=400), False),
-        (AlyxNotFound("GET /subjects/x → 404", status=404), False),
+        (alyx.AlyxRequestError("POST /sessions → 400: lab: unknown", status=400), False),
+        (alyx.AlyxNotFound("GET /subjects/x → 404", status=404), False),
         (SubjectNotFound("KS099"), False),
         (MemberNotFound("nobody", "users"), False),
         (RegistrationRefused("POST /register-file → 400: bad", status=400), False),
@@ -122,7 +113,7 @@ def _refused() -> requests.ConnectionError:
         (FlagContentError("/d/s/create_me.flag", 1, "../x", "'..' is refused"), False),
         (SessionFailed("/d/s: 2 files refused"), False),
         (ValueError("not a session folder"), False),
-        (AlyxError("any other failure"), False),
+        (alyx.AlyxError("any other failure"), False),
     ],
 )
 def test_is_outage_tells_the_infrastructure_from_the_session(exc, outage):

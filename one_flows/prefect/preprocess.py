@@ -9,15 +9,18 @@ number of trials and the fraction answered correctly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 
 from one_flows.cache import update_tables
 from one_flows.one import One
+from one_flows.prefect.forms import form
 from one_flows.runs import data_root
 
 __all__ = ["TrialsSummary", "preprocess"]
@@ -63,13 +66,17 @@ def summarise_trials(eid: str, session_path: Path, cache_dir: Path) -> TrialsSum
 
 
 @flow(name="preprocess", log_prints=True)
-def preprocess(eid: str, session_path: Path, cache_dir: Path | None = None) -> TrialsSummary:
+def preprocess(
+    eid: Annotated[str, form("Session id")],
+    session_path: Annotated[Path, form("Session folder")],
+    cache_dir: Annotated[Path | SkipJsonSchema[None], form("Cache tables folder")] = None,
+) -> TrialsSummary:
     """Summarise the trials of a newly registered session.
 
     Args:
-        eid: the session's id in the database it was registered into.
-        session_path: the session folder.
-        cache_dir: the ONE cache tables to read (default: the session's data root, which is
+        eid: The session's id in the database it was registered into.
+        session_path: The session folder.
+        cache_dir: The ONE cache tables to read (default: the session's data root, which is
             indexed first if the tables lack the session).
     """
     session_path = Path(session_path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -26,6 +26,7 @@ from pydantic.json_schema import SkipJsonSchema
 from one_flows import flags
 from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.events import emit_session_registered
+from one_flows.prefect.forms import form
 from one_flows.prefect.retries import RetrySettings
 from one_flows.prefect.targets import Target, registration_client
 from one_flows.prefect.tasks import (
@@ -89,19 +90,13 @@ class RegistrationOptions(BaseModel):
     )
 
 
-def _form(title: str, **bounds: float) -> Any:
-    """The title of a flow parameter in the form (the docstring gives its description), and
-    the bounds its value must keep to, there and from code."""
-    return Field(json_schema_extra={"title": title}, **bounds)
-
-
-Root = Annotated[Path, _form("Data folder")]
+Root = Annotated[Path, form("Data folder")]
 Alyx = Annotated[
-    AlyxCredentials | SkipJsonSchema[str] | SkipJsonSchema[None], _form("Alyx database")
+    AlyxCredentials | SkipJsonSchema[str] | SkipJsonSchema[None], form("Alyx database")
 ]
 """An AlyxCredentials block in the form; from code and the CLI, also a block name or a URL."""
-CacheDir = Annotated[Path | SkipJsonSchema[None], _form("Cache tables folder")]
-Options = Annotated[RegistrationOptions, _form("Registration options")]
+CacheDir = Annotated[Path | SkipJsonSchema[None], form("Cache tables folder")]
+Options = Annotated[RegistrationOptions, form("Registration options")]
 
 
 @flow(name="register-new-sessions", log_prints=True)
@@ -109,11 +104,11 @@ def register_new_sessions(
     root: Root,
     alyx: Alyx = None,
     cache_dir: CacheDir = None,
-    flag: Annotated[str, _form("Flag file name")] = "create_me.flag",
-    dry_run: Annotated[bool, _form("Dry run")] = False,
-    quiet_seconds: Annotated[float, _form("Quiet time (s)", ge=0)] = 60.0,
-    max_parallel_sessions: Annotated[int, _form("Sessions at once", ge=1)] = 4,
-    session_path: Annotated[Path | SkipJsonSchema[None], _form("Only this session")] = None,
+    flag: Annotated[str, form("Flag file name")] = "create_me.flag",
+    dry_run: Annotated[bool, form("Dry run")] = False,
+    quiet_seconds: Annotated[float, form("Quiet time (s)", ge=0)] = flags.QUIET_SECONDS,
+    max_parallel_sessions: Annotated[int, form("Sessions at once", ge=1)] = 4,
+    session_path: Annotated[Path | SkipJsonSchema[None], form("Only this session")] = None,
     options: Options = RegistrationOptions(),  # noqa: B008 (immutable)
 ) -> RegistrationSummary | State:
     """Register every flagged session under ``root`` whose files have been quiet a while.
@@ -155,7 +150,7 @@ def register_new_sessions(
 
 @flow(name="register-session", log_prints=True)
 def register_session(
-    session_path: Annotated[Path, _form("Session folder")],
+    session_path: Annotated[Path, form("Session folder")],
     alyx: Alyx = None,
     cache_dir: CacheDir = None,
     options: Options = RegistrationOptions(),  # noqa: B008 (immutable)

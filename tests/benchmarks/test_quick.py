@@ -97,6 +97,7 @@ def test_every_target_of_the_issue_has_a_figure(quick_run: tuple[str, dict]) -> 
         "registration": 3,
         "prefect_flow": 2,  # ≤ 1.2 × the library for small sessions, ≤ 1.05 × for 1 GiB ones
         "cli_register": 1,
+        "remote": 3,  # ≤ 0.5 × ONE-api (search, list, cold, warm), 3 × sequential, no request
     }
 
 

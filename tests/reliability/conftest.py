@@ -18,6 +18,7 @@ from one_flows.alyx import AlyxClient
 from one_flows.flags import FlagState, find_flags
 from one_flows.testing.server import AlyxTestServer
 
+REPO = Path(__file__).resolve().parents[2]
 SUBJECT = "algernon"  # seeded by the test server, in cortexlab
 DATASETS = (
     "spikes.times",
