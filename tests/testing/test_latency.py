@@ -1,0 +1,141 @@
+"""The Alyx test server's latency model: costs by endpoint class and per file, bounded workers
+whose queue counts in a request's latency, the preset of a real Alyx, and the fixture's switch."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from one_flows.testing import AlyxTestServer, Cost, LatencyModel
+from one_flows.testing.latency import endpoint_class
+
+
+def _register_body(server: AlyxTestServer, filenames: list[str]) -> dict:
+    return {
+        "created_by": server.username,
+        "path": "algernon/2026-01-03/001",
+        "filenames": filenames,
+        "hashes": [None] * len(filenames),
+        "filesizes": [100] * len(filenames),
+        "name": "flatiron_cortexlab",
+        "labs": "cortexlab",
+        "exists": True,
+        "check_protected": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/sessions", "read"),
+        ("HEAD", "/labs/cortexlab", "read"),
+        ("GET", "/register-file", "read"),
+        ("POST", "/sessions", "session_create"),
+        ("POST", "/sessions/", "session_create"),
+        ("POST", "/register-file", "register_file"),
+        ("POST", "/auth-token", "write"),
+        ("PATCH", "/sessions/0b2e9fd4-4b2a-4d4e-9a34-2b5c0c1f7d1e", "write"),
+    ],
+)
+def test_each_request_falls_in_one_endpoint_class(method: str, path: str, expected: str) -> None:
+    assert endpoint_class(method, path) == expected
+
+
+def test_the_alyx_preset_holds_the_measured_figures_of_a_real_server() -> None:
+    model = LatencyModel.preset("alyx-3.6")
+    assert model.workers == 4
+    assert 0.030 <= model.cost("GET", "/sessions") <= 0.045
+    assert model.cost("POST", "/sessions") == pytest.approx(0.040, rel=0.1)
+    # POST /register-file as measured: 1 file 78 ms, 10 files 390 ms, 40 files 1.39 s.
+    for files, measured in ((1, 0.078), (10, 0.390), (40, 1.39)):
+        assert model.cost("POST", "/register-file", files) == pytest.approx(measured, rel=0.03)
+
+
+def test_an_unknown_preset_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown latency preset 'alyx-9'; known: alyx-3\.6"):
+        AlyxTestServer(latency="alyx-9")
+
+
+def test_the_floor_spreads_the_work_over_the_workers_but_not_a_single_request() -> None:
+    model = LatencyModel(read=Cost(1.0), register_file=Cost(0.5, per_file=0.25), workers=4)
+    assert model.floor([("GET", "/labs", 0)] * 8) == pytest.approx(2.0)
+    assert model.floor([("POST", "/register-file", 10), ("GET", "/labs", 0)]) == pytest.approx(3.0)
+    unbounded = LatencyModel(read=Cost(1.0))
+    assert unbounded.floor([("GET", "/labs", 0)] * 8) == pytest.approx(1.0)
+    assert model.floor([]) == 0.0
+
+
+def test_register_file_is_charged_for_each_file_it_names() -> None:
+    model = LatencyModel(register_file=Cost(0.01, per_file=0.02), workers=4)
+    with AlyxTestServer(latency=model) as server:
+        login = {"username": server.username, "password": server.password}
+        token = requests.post(f"{server.url}/auth-token", data=login, timeout=10).json()["token"]
+        headers = {"Authorization": f"Token {token}"}
+        session = {"subject": "algernon", "number": 1, "start_time": "2026-01-03T10:00:00"}
+        created = requests.post(f"{server.url}/sessions", json=session, headers=headers, timeout=10)
+        assert created.status_code == 201, created.text
+        names = ["alf/probe00/spikes.times.npy", "alf/probe00/spikes.amps.npy"]
+        answer = requests.post(
+            f"{server.url}/register-file",
+            json=_register_body(server, names),
+            headers=headers,
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        (served,) = [r for r in server.workers.served if r.path == "/register-file"]
+    assert served.files == 2
+    assert served.cost == pytest.approx(0.05)
+    assert served.finished - served.started >= served.cost
+
+
+def test_requests_beyond_the_workers_wait_for_one_and_the_wait_counts() -> None:
+    """8 requests at once on 4 workers: 4 are served, 4 wait until a worker is free, so the 8
+    take two service times in all."""
+    model = LatencyModel(read=Cost(1.0), workers=4)
+    with AlyxTestServer(latency=model) as server:
+        start = threading.Barrier(8)
+
+        def get(_: int) -> int:
+            start.wait()
+            return requests.get(f"{server.url}/labs", timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(get, range(8)))
+        served = server.workers.served
+        assert server.workers.max_in_service == 4
+    assert len(statuses) == len(served) == 8
+    queued = [r for r in served if r.queued]
+    first = [r for r in served if not r.queued]
+    assert len(queued) == len(first) == 4
+    # A waiting request starts only when a served one has finished, and its wait is part of
+    # the time from its arrival to its answer.
+    earliest_finish = min(r.finished for r in first)
+    for r in queued:
+        assert r.started >= earliest_finish
+        assert r.waited > 0
+        assert r.finished - r.arrived >= r.waited + r.cost
+
+
+def test_without_a_model_the_server_answers_at_once_and_unbounded() -> None:
+    with AlyxTestServer() as server:
+        requests.get(f"{server.url}/labs", timeout=10)
+        (served,) = server.workers.served
+    assert server.workers.model == LatencyModel()
+    assert served.cost == 0.0 and not served.queued
+
+
+@pytest.mark.parametrize("alyx_server", ["alyx-3.6"], indirect=True)
+def test_the_fixture_takes_a_preset_by_indirect_parametrisation(
+    alyx_server: AlyxTestServer,
+) -> None:
+    assert alyx_server.workers.model == LatencyModel.preset("alyx-3.6")
+    requests.get(f"{alyx_server.url}/labs", timeout=10)
+    (served,) = alyx_server.workers.served
+    assert served.cost == LatencyModel.preset("alyx-3.6").read.seconds
+
+
+def test_the_fixture_answers_at_once_by_default(alyx_server: AlyxTestServer) -> None:
+    assert alyx_server.workers.model == LatencyModel()
