@@ -110,6 +110,39 @@ def _summary_table(summary: Any) -> Table:
     return table
 
 
+def _nothing_ready(root: Path, flag: str, quiet_seconds: float) -> bool:
+    """Whether no flagged session under ``root`` is ready to register; if so, say so.
+
+    Ready is the flow's rule: a claimable flag whose session has been quiet ``quiet_seconds``
+    (`one_flows.flags.is_quiet`). A claim held by a run counts as work, since the flow may
+    take it back. Needs neither Prefect nor a Prefect API, so that a run with nothing to do
+    costs a scan of the folder and not the boot of an API.
+    """
+    from one_flows.flags import CLAIMABLE, FlagState, find_flags, is_quiet
+
+    problems: list = []
+    waiting = 0
+    try:
+        for found in find_flags(root, (flag,), {*CLAIMABLE, FlagState.CLAIMED}, problems.append):
+            if found.state is FlagState.CLAIMED or is_quiet(found.session_path, quiet_seconds):
+                return False
+            waiting += 1
+    except ValueError as exc:  # not a flag name
+        raise typer.BadParameter(str(exc), param_hint="--flag") from None
+    except OSError:  # a session changing under the scan: the flow will look again
+        return False
+    for problem in problems:
+        console.print(f"[yellow]skipping flag: {problem}[/]")
+    if waiting:
+        console.print(
+            f"Nothing to register under {root} yet: {waiting} flagged session(s) changed "
+            f"within the last {quiet_seconds:g} s (--quiet-seconds)."
+        )
+    else:
+        console.print(f"Nothing to register under {root}: no session is flagged ({flag}).")
+    return True
+
+
 @app.command()
 def register(
     root: Annotated[
@@ -148,13 +181,17 @@ def register(
 
     Into Alyx with --alyx (or ALYX_URL), else into ONE cache tables (in ROOT, or --cache-dir).
     The flow runs on the Prefect server in PREFECT_API_URL, or on Prefect's embedded API.
+    With no flagged session ready (none, or all still changing), it says so and ends at once:
+    no Prefect API is started or asked, and nothing is recorded in Prefect.
     """
-    from one_flows.prefect_api import EmbeddedAPI
-
     if not root.is_dir():
         raise typer.BadParameter(f"{root} is not a folder", param_hint="ROOT")
     if alyx and cache_dir:
         raise typer.BadParameter("give --alyx or --cache-dir, not both")
+    if _nothing_ready(root, flag, quiet_seconds):
+        return
+    from one_flows.prefect_api import EmbeddedAPI
+
     api = _api_url()
     embedded = None
     if api:
