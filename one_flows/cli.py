@@ -192,13 +192,12 @@ def register(
         return
     from one_flows.prefect_api import EmbeddedAPI
 
-    api = _api_url()
-    embedded = None
-    if api:
-        console.print(f"Connecting to the Prefect API at {api}")
+    # Started first, before Prefect is imported, so that it boots while this process imports
+    # and scans the folder; settled once Prefect's settings are read.
+    embedded = EmbeddedAPI.settle(EmbeddedAPI.launch_early())
+    if embedded is None:
+        console.print(f"Connecting to the Prefect API at {_api_url()}")
     else:
-        # Started first, so that it boots while this process imports and scans the folder.
-        embedded = EmbeddedAPI().launch()
         console.print(
             "Starting Prefect's embedded API (about 10 s; set PREFECT_API_URL to use a server)"
         )
