@@ -102,6 +102,21 @@ class Measurement:
         """``seconds``, or the numeric detail called ``key``."""
         return self.seconds if key == "seconds" else float(self.details[key])
 
+    @property
+    def computed(self) -> bool:
+        """Whether this side was computed (see `computed`) rather than measured."""
+        return bool(self.details.get("computed"))
+
+    @property
+    def memory(self) -> str:
+        """Its peak RSS for a table, e.g. "140 MiB"; "computed" for a computed side."""
+        return "computed" if self.computed else f"{self.peak_rss_mib:.0f} MiB"
+
+
+def computed(label: str, seconds: float) -> Measurement:
+    """A side that is computed, not measured (a bound such as a latency model's floor)."""
+    return Measurement(label, seconds, 0.0, 0.0, {"computed": True})
+
 
 def _launch(ctx: Context, args: list[str], env: Mapping[str, str] | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
