@@ -13,5 +13,6 @@ BENCHMARKS = (
     "registration",
     "prefect_flow",
     "cli_register",
+    "remote",
 )
 """Module names under ``benchmarks``, in the order they run."""

@@ -18,7 +18,7 @@ from one_flows.alyx.errors import (
 from one_flows.alyx.ratelimit import RateLimiter
 from one_flows.alyx.retry import RetryPolicy, can_resend, is_idempotent
 from one_flows.alyx.secret import Secret
-from one_flows.alyx.settings import AlyxSettings, resolve_settings
+from one_flows.alyx.settings import AlyxSettings, one_params, resolve_settings
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -40,5 +40,6 @@ __all__ = [
     "encode_value",
     "is_idempotent",
     "is_transient",
+    "one_params",
     "resolve_settings",
 ]

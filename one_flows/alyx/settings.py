@@ -75,6 +75,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return content if isinstance(content, dict) else {}
 
 
+def one_params(url: str, *, home: Path | None = None) -> dict[str, Any]:
+    """The settings ONE-api keeps for the Alyx at ``url`` (its parameter file), or {}."""
+    return _read_json(one_params_dir(home) / f".{one_params_key(_normalise_url(url))}")
+
+
 def _normalise_url(url: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("status", "delay", "drop")
+from .protocol import Response
+
+KINDS = ("status", "delay", "drop", "truncate", "corrupt")
+SPOILERS = ("truncate", "corrupt")
+"""Kinds that let the request be answered, then spoil the answer."""
 
 _REASONS = {
     429: "Too Many Requests",
@@ -43,6 +48,17 @@ class Fault:
         """The reason phrase of ``status``."""
         return _REASONS.get(self.status, "Error")
 
+    def spoil(self, response: Response) -> Response:
+        """The answer as a ``truncate`` or ``corrupt`` fault delivers it."""
+        if not response.body:
+            return response
+        middle = len(response.body) // 2
+        if self.kind == "truncate":
+            return dataclasses.replace(response, cut=middle)
+        body = bytearray(response.body)
+        body[middle] ^= 0xFF
+        return dataclasses.replace(response, body=bytes(body))
+
     def html_page(self) -> str:
         """An nginx-style error page, as a reverse proxy in front of Alyx answers."""
         title = f"{self.status} {self.reason}"
@@ -78,7 +94,9 @@ class FaultInjector:
 
         ``kind`` is "status" (answer ``status``, as an HTML page when ``html``, with a
         ``Retry-After`` header when ``retry_after`` is given), "delay" (sleep ``seconds`` before
-        answering normally) or "drop" (close the connection without an answer). The rule fires on
+        answering normally), "drop" (close the connection without an answer), "truncate" (send
+        the headers and half the body, then close the connection) or "corrupt" (answer with one
+        byte in the middle of the body changed). The rule fires on
         the next ``times`` matching requests, or at random with ``probability`` (reproducibly with
         ``seed``); with both it fires at random at most ``times`` times; with neither, always.
         """

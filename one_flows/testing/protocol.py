@@ -81,12 +81,17 @@ class Request:
 
 @dataclass
 class Response:
-    """An HTTP answer: status, body bytes, content type and extra headers."""
+    """An HTTP answer: status, body bytes, content type and extra headers.
+
+    With ``cut``, only the body's first ``cut`` bytes are sent (the headers still announce the
+    whole body), then the connection is closed: a transfer dropped half-way.
+    """
 
     status: int
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    cut: int | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

@@ -20,7 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 from . import seed as seeding
 from .endpoints import ROUTES
-from .faults import Fault, FaultInjector
+from .faults import SPOILERS, Fault, FaultInjector
+from .files import FileServer
 from .latency import LatencyModel, ServerWorkers
 from .protocol import NOT_FOUND_HTML, ApiError, Request, Response, Route
 from .store import Store
@@ -37,7 +38,8 @@ class AlyxTestServer:
     each user's requests per minute (None: no limit; real Alyx allows 550). ``latency`` makes
     requests cost what they cost a real server (a `LatencyModel` or a preset's name, e.g.
     ``"alyx-3.6"``: 4 workers, a read 38 ms, ``POST /register-file`` 45 ms + 33.5 ms per file);
-    None answers at once, as many requests at a time as arrive.
+    None answers at once, as many requests at a time as arrive. Downloads from the data server
+    role (`serve_files`) are not Alyx's work and cost nothing.
     """
 
     USERNAME = "test_user"
@@ -63,6 +65,7 @@ class AlyxTestServer:
         self.username = self.USERNAME
         self.password = self.PASSWORD
         self.faults = FaultInjector()
+        self.files: FileServer | None = None
         self.workers = ServerWorkers(LatencyModel.of(latency))
         self._limiter = RateLimiter()
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -203,11 +206,30 @@ class AlyxTestServer:
             self.store, name, filename_pattern=filename_pattern, description=description
         )
 
+    def serve_files(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> str:
+        """Serve the files under ``root`` as a data repository's server does (see
+        `one_flows.testing.files`), behind HTTP basic auth when given; returns its base URL."""
+        self.files = FileServer(root, username=username, password=password)
+        return self.url + self.files.prefix
+
+    def set_data_url(self, repository: str, data_url: str) -> None:
+        """Point a data repository's ``data_url`` (and its file records') at ``data_url``."""
+        if not self.store.execute(
+            "UPDATE repositories SET data_url = ? WHERE name = ?", (data_url, repository)
+        ):
+            raise ValueError(f"no data repository named {repository!r}")
+
     # request handling
 
     def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response | None:
         """The answer to one request, or None to drop the connection without one."""
-        split = urlsplit(target)
+        split = urlsplit(target, allow_fragments=False)
         path = unquote(split.path)
         with self._counts_lock:
             self._counts[(method, path)] += 1
@@ -217,13 +239,19 @@ class AlyxTestServer:
                 return None
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
-            else:
+            elif fault.kind not in SPOILERS:
                 return _fault_response(fault)
+        answer = self._answer(method, path, split.query, headers, body)
+        return fault.spoil(answer) if fault is not None and fault.kind in SPOILERS else answer
+
+    def _answer(self, method: str, path: str, query: str, headers: Any, body: bytes) -> Response:
+        if self.files is not None and path.startswith(self.files.prefix):
+            return self.files.answer(method, path, headers)
         with self.workers.serve(method, path, body):
-            return self._dispatch(method, path, split.query, headers, body)
+            return self._dispatch(method, path, query, headers, body)
 
     def _dispatch(self, method: str, path: str, query: str, headers: Any, body: bytes) -> Response:
-        """The answer of the endpoint ``path`` routes to."""
+        """The answer of the Alyx endpoint ``path`` routes to."""
         for route in ROUTES:
             params = route.match(path)
             if params is not None:
@@ -318,6 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK (40 ms on Linux) on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.app._track(self.connection, True)
 
     def finish(self) -> None:
@@ -340,7 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self.wfile.write(response.body[: response.cut])
+        if response.cut is not None:
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

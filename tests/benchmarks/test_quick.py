@@ -96,7 +96,8 @@ def test_every_target_of_the_issue_has_a_figure(quick_run: tuple[str, dict]) -> 
         "flags": 1,
         "registration": 3,
         "prefect_flow": 1,
-        "cli_register": 2,
+        "cli_register": 2,  # first run < 20 s, no-op ≤ 2 s
+        "remote": 3,  # ≤ 0.5 × ONE-api (search, list, cold, warm), 3 × sequential, no request
     }
 
 

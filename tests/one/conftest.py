@@ -127,3 +127,142 @@ def age(root: Path) -> None:
         for name in files:
             os.utime(os.path.join(folder, name), (when, when))
         os.utime(folder, (when, when))
+
+
+def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
+    """Turn the tables and scan state that one-flows wrote in ``root`` into what its earlier
+    versions wrote: ids by the old rule (uuid5s of the same names in the same namespace), and
+    the state files beside the tables. Returns {uuid3 id: uuid5 id}."""
+    import hashlib
+    import json
+    import shutil
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from one_flows import cache
+    from one_flows.parquet_append import footer
+
+    def old_id(name: str) -> str:
+        return str(uuid.uuid5(cache.ID_NAMESPACE, name))
+
+    def renamed(table: pa.Table, column: str, ids: dict[str, str]) -> pa.Table:
+        i = table.schema.get_field_index(column)
+        values = [ids[v] for v in table.column(column).to_pylist()]
+        return table.set_column(i, table.schema.field(i), pa.array(values, table.field(i).type))
+
+    sessions = pq.read_table(root / "sessions.pqt")
+    datasets = pq.read_table(root / "datasets.pqt")
+    rows = sessions.select(["id", "lab", "subject", "date", "number"]).to_pylist()
+    keys = {
+        r["id"]: cache.session_key(r["lab"], r["subject"], r["date"], r["number"]) for r in rows
+    }
+    ids = {eid: old_id(key) for eid, key in keys.items()}
+    for r in datasets.select(["eid", "id", "rel_path"]).to_pylist():
+        ids[r["id"]] = old_id(f"{keys[r['eid']]}/{r['rel_path']}")
+    pq.write_table(renamed(sessions, "id", ids), root / "sessions.pqt")
+    pq.write_table(renamed(renamed(datasets, "eid", ids), "id", ids), root / "datasets.pqt")
+    with open(root / "datasets.pqt", "rb") as f:
+        footer_md5 = hashlib.md5(footer(f)[0]).hexdigest()
+    for old_name, column, now in (
+        ("_scan_state.parquet", "id", cache.STATE_FILE),
+        ("_scan_dirs.parquet", "eid", cache.DIRS_FILE),
+    ):
+        state = pq.read_table(root / now)
+        meta = json.loads(state.schema.metadata[b"one_metadata"])
+        meta["datasets_footer_md5"] = footer_md5
+        state = renamed(state, column, ids)
+        state = state.replace_schema_metadata({b"one_metadata": json.dumps(meta).encode()})
+        pq.write_table(state, root / old_name)
+    shutil.rmtree(root / cache.STATE_DIR)
+    return ids
+
+
+# -- a lab registered on an Alyx test server, its data folder served over HTTP -----------------
+
+REMOTE_SESSIONS = {
+    "cortexlab/Subjects/algernon/2026-07-04/001": {
+        "fields": {
+            "task_protocol": "_iblrig_tasks_ephysChoiceWorld6.4.2",
+            "projects": ["ibl_neuropixel_brainwide_01"],
+        },
+        "files": {
+            "alf/_ibl_trials.probabilityLeft.npy": np.linspace(0.2, 0.8, N_TRIALS),
+            "alf/_ibl_trials.intervals.npy": np.c_[np.arange(N_TRIALS), np.arange(N_TRIALS) + 1.0],
+            "alf/probe00/spikes.times.npy": np.arange(N_SPIKES) / 10,
+            "alf/probe00/spikes.clusters.npy": np.arange(N_SPIKES) % 3,
+            "alf/probe00/spikes.amps.npy": np.linspace(1, 2, N_SPIKES),
+            "alf/probe01/spikes.times.npy": np.arange(N_SPIKES) / 30,
+            "alf/probe01/spikes.clusters.npy": np.zeros(N_SPIKES, dtype=int),
+            "alf/probe01/spikes.depths.npy": np.linspace(0, 3840, 40_000),  # 320 kB
+        },
+        "revised": {"alf/probe00/#2026-07-05#/spikes.times.npy": np.arange(N_SPIKES) / 20},
+    },
+    "cortexlab/Subjects/algernon/2026-07-05/001": {
+        "fields": {"task_protocol": "_iblrig_tasks_trainingChoiceWorld8.0.0"},
+        "files": {
+            "alf/_ibl_trials.probabilityLeft.npy": np.full(N_TRIALS, 0.5),
+            "alf/probe00/spikes.times.npy": np.arange(N_SPIKES) / 40,
+            "alf/probe00/spikes.clusters.npy": np.ones(N_SPIKES, dtype=int),
+        },
+        "revised": {},
+    },
+}
+
+
+def write_remote_lab(root: Path) -> Path:
+    """Write the sessions of REMOTE_SESSIONS under ``root`` (a lab's data folder)."""
+    for rel, session in REMOTE_SESSIONS.items():
+        for name, data in {**session["files"], **session["revised"]}.items():
+            path = root / rel / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, data)
+    return root
+
+
+def register_remote_lab(server, root: Path, repository: str) -> dict[str, str]:
+    """Register the sessions written by ``write_remote_lab`` on ``server`` with our
+    RegistrationClient, their files into ``repository``; the eids by session path."""
+    from one_flows.alyx import AlyxClient
+    from one_flows.registration import RegistrationClient
+
+    eids = {}
+    with AlyxClient(server.url, username=server.username, password=server.password) as alyx:
+        client = RegistrationClient(alyx, digest_cache=False, ledger=False)
+        for rel, session in REMOTE_SESSIONS.items():
+            files = [root / rel / name for name in session["files"]]
+            report = client.register_session(
+                root / rel, file_list=files, repository=repository, **session["fields"]
+            )
+            revised = [root / rel / name for name in session["revised"]]
+            if revised:  # registered after the first version, so it becomes the default
+                client.register_files(revised, repository=repository)
+            eids[rel] = report.session["id"]
+    return eids
+
+
+@pytest.fixture
+def remote_lab(alyx_server, tmp_path):
+    """An Alyx test server on which REMOTE_SESSIONS are registered into ``flatiron_cortexlab``,
+    whose ``data_url`` is the server's file service over the lab's data folder.
+
+    Returns (server, data folder, {relative session path: eid}).
+    """
+    root = write_remote_lab(tmp_path / "lab-server")
+    alyx_server.set_data_url(
+        "flatiron_cortexlab", alyx_server.serve_files(root) + "cortexlab/Subjects/"
+    )
+    return alyx_server, root, register_remote_lab(alyx_server, root, "flatiron_cortexlab")
+
+
+@pytest.fixture
+def remote_sessions() -> dict:
+    """REMOTE_SESSIONS: per session path, its fields, files and revised files (name → array)."""
+    return REMOTE_SESSIONS
+
+
+@pytest.fixture
+def lab_registration():
+    """(write_remote_lab, register_remote_lab), for tests that serve the lab's folder otherwise."""
+    return write_remote_lab, register_remote_lab

@@ -5,7 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
-import one_flows.one as one_module
+import one_flows.one.tables as table_source
 from one_flows.cache import CacheTables, load_tables, make_parquet_db, save_tables
 from one_flows.one import (
     ALFMultipleCollectionsFound,
@@ -67,7 +67,7 @@ def test_hashes_checked_only_when_asked(built, sessions, monkeypatch):
     path = built / sessions["KS"] / "alf/_ibl_wheel.position.npy"
     data = np.load(path)
     np.save(path, data + 1)  # same size, different content
-    monkeypatch.setattr(one_module, "md5", pytest.fail)  # loading must not hash
+    monkeypatch.setattr(table_source, "md5", pytest.fail)  # loading must not hash
     loaded = one.load_dataset(sessions["KS"], "_ibl_wheel.position.npy")
     np.testing.assert_array_equal(loaded, data + 1)
     monkeypatch.undo()

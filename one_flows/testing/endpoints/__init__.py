@@ -1,7 +1,7 @@
 """The test server's endpoint handlers, one module per group of Alyx resources."""
 
 from ..protocol import Route
-from . import care, datasets, docs, reference, sessions, subjects
+from . import cache, care, datasets, docs, reference, sessions, subjects
 
 ROUTES: tuple[Route, ...] = (
     *reference.ROUTES,
@@ -10,6 +10,7 @@ ROUTES: tuple[Route, ...] = (
     *datasets.ROUTES,
     *care.ROUTES,
     *docs.ROUTES,
+    *cache.ROUTES,
 )
 
 __all__ = ["ROUTES"]

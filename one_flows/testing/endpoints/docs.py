@@ -29,22 +29,34 @@ _FIELDS = {
         "default check_protected"
     ),
 }
-# Query filters of the list routes (ONE-api reads the session ones as its remote search terms).
+# Query filters of the list routes, as Alyx 3.6's schema lists them (ONE-api checks its remote
+# search terms against those of /sessions, and rest() list filters against the others).
 _FILTERS = {
     "sessions": (
-        "subject nickname lab id number type location task_protocol date_range users projects "
-        "dataset_types datasets"
+        "atlas_acronym atlas_id atlas_name auto_datetime dataset_qc_lte dataset_types datasets "
+        "date_range django end_time extended_qc histology id json lab location n_correct_trials "
+        "n_trials name narrative nickname number parent_session performance_gte performance_lte "
+        "procedures project projects qc start_time subject tag task_protocol type users"
     ),
     "datasets": (
-        "session name collection dataset_type created_by hash subject lab experiment_number date "
-        "revision tag exists protected public default_dataset"
+        "auto_datetime collection content_type created_by created_date created_date_gte "
+        "created_date_lte created_datetime data_format dataset_type date default_dataset django "
+        "exists experiment_number file_size generating_software hash id lab md5 name object_id "
+        "probe_insertion protected provenance_directory public qc revision session subject tag "
+        "tags version"
+    ),
+    "users": (
+        "allowed_users date_joined django email first_name groups id is_active is_public_user "
+        "is_staff is_stock_manager is_superuser last_login last_name password user_permissions "
+        "username"
     ),
     "files": "dataset data_repository exists",
     "subjects": "nickname lab responsible_user alive id",
     "weighings": "nickname subject",
     "water-administrations": "nickname subject",
-    "dataset-types": "name",
 }
+# GET routes that answer one document, not a paginated list.
+_NOT_LISTS = ("/api/schema", "/cache.zip", "/cache/info/")
 _ACTIONS = {"get": "read", "post": "create", "put": "update", "patch": "partial_update"}
 # Not in Alyx's legacy coreapi document (data-notices came after it was frozen).
 _NOT_IN_COREAPI = ("api", "docs", "data-notices")
@@ -77,7 +89,7 @@ def _parameters(path: str, method: str) -> list[dict[str, Any]]:
         {"in": "path", "name": name, "schema": {"type": "string"}, "required": True}
         for name in re.findall(r"{(\w+)}", path)
     ]
-    if method == "get" and "{" not in path:
+    if method == "get" and "{" not in path and path not in _NOT_LISTS:
         names = [*_FILTERS.get(_endpoint(path), "").split(), "limit", "offset"]
         parameters += [
             {"in": "query", "name": name, "schema": {"type": "string"}, "required": False}

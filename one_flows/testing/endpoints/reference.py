@@ -34,6 +34,7 @@ def named_resource(
     order: str = "name",
     key: str = "name",
     create: Callable[[Store, Request], Response] | None = None,
+    update: Callable[[Store, Request, str], Response] | None = None,
 ) -> tuple[Route, Route]:
     """The list route (``path``) and detail route (``path/<key>``) of a table of named objects.
 
@@ -51,7 +52,8 @@ def named_resource(
         return Response.json(200, serialize(store, req, row))
 
     list_methods = {"GET": list_view} | ({"POST": create} if create else {})
-    return Route(path, list_methods), Route(rf"{path}/(?P<name>[^/]+)", {"GET": read_view})
+    detail_methods = {"GET": read_view} | ({"PATCH": update} if update else {})
+    return Route(path, list_methods), Route(rf"{path}/(?P<name>[^/]+)", detail_methods)
 
 
 def auth_token(store: Store, req: Request) -> Response:
@@ -169,6 +171,24 @@ def _repository(store: Store, req: Request, row: dict[str, Any]) -> dict[str, An
     }
 
 
+def patch_repository(store: Store, req: Request, name: str) -> Response:
+    """PATCH /data-repository/<name>: change where its files are served from."""
+    if store.one("SELECT 1 FROM repositories WHERE name = ?", (name,)) is None:
+        raise not_found("DataRepository")
+    data = req.data()
+    keys = ("data_url", "globus_path", "hostname", "timezone", "repository_type")
+    updates = {k: data[k] for k in keys if k in data}
+    if "globus_is_personal" in data:
+        updates["globus_is_personal"] = bool(data["globus_is_personal"])
+    if updates:
+        assignments = ", ".join(f"{k} = ?" for k in updates)
+        store.execute(
+            f"UPDATE repositories SET {assignments} WHERE name = ?", [*updates.values(), name]
+        )
+    row = store.one("SELECT * FROM repositories WHERE name = ?", (name,))
+    return Response.json(200, _repository(store, req, row))
+
+
 def _dataset_type(store: Store, req: Request, row: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "name", "created_by", "description", "filename_pattern")
     return {k: row[k] for k in keys}
@@ -202,7 +222,9 @@ ROUTES = (
     Route(r"/procedures", {"GET": list_procedures}),
     *named_resource("/water-type", "water_types", "WaterType", _water_type, order="rowid"),
     *named_resource("/data-formats", "data_formats", "DataFormat", _data_format),
-    *named_resource("/data-repository", "repositories", "DataRepository", _repository),
+    *named_resource(
+        "/data-repository", "repositories", "DataRepository", _repository, update=patch_repository
+    ),
     *named_resource(
         "/dataset-types", "dataset_types", "DatasetType", _dataset_type, create=create_dataset_type
     ),

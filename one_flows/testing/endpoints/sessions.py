@@ -18,6 +18,7 @@ from ..protocol import (
 from ..store import Store, dumps, loads, new_id, now
 from .datasets import QC_LABELS, qc_value, session_datasets
 from .fields import REQUIRED, Errors, date_time, integer, relation, relations
+from .lookups import django_clauses
 
 # many-to-many relations: request field → (link table, link column, target table, target column)
 _LINKS = {
@@ -26,6 +27,19 @@ _LINKS = {
     "projects": ("session_projects", "project", "projects", "name"),
 }
 _TEXT = ("type", "task_protocol", "narrative")
+# Session fields a django= filter may name, and their columns.
+_DJANGO_FIELDS = {
+    "pk": "s.id",
+    "id": "s.id",
+    "subject__nickname": "s.subject",
+    "lab__name": "s.lab",
+    "location__name": "s.location",
+    "number": "s.number",
+    "task_protocol": "s.task_protocol",
+    "type": "s.type",
+    "start_time": "s.start_time",
+    "start_time__date": "substr(s.start_time, 1, 10)",
+}
 _INTEGERS = ("number", "n_trials", "n_correct_trials")
 
 
@@ -118,10 +132,11 @@ def list_sessions(store: Store, req: Request) -> Response:
         clauses.append(clause)
         params.extend(values)
 
+    # subject and lab match whole names, case aside; projects and task protocol substrings.
     if "subject" in q or "nickname" in q:
-        where("s.subject = ?", q.get("subject", q.get("nickname")))
+        where("lower(s.subject) = lower(?)", q.get("subject", q.get("nickname")))
     if "lab" in q:
-        where("s.lab = ?", q["lab"])
+        where("lower(s.lab) = lower(?)", q["lab"])
     if "id" in q:
         where("s.id = ?", q["id"])
     if "number" in q:
@@ -129,7 +144,7 @@ def list_sessions(store: Store, req: Request) -> Response:
     if "type" in q:
         where("s.type = ?", q["type"])
     if "location" in q:
-        where("s.location = ?", q["location"])
+        where("lower(s.location) = lower(?)", q["location"])
     if "task_protocol" in q:
         where("s.task_protocol LIKE ?", f"%{q['task_protocol']}%")
     if "date_range" in q:
@@ -138,6 +153,7 @@ def list_sessions(store: Store, req: Request) -> Response:
         if len(bounds) < 2:
             raise server_error("list index out of range")
         where("substr(s.start_time, 1, 10) BETWEEN ? AND ?", bounds[0], bounds[1])
+    # users, dataset types and datasets: the session must have every one listed.
     for user in filter(None, q.get("users", "").split(",")):
         where(
             "EXISTS (SELECT 1 FROM session_users u WHERE u.session = s.id AND u.username = ?)", user
@@ -155,10 +171,23 @@ def list_sessions(store: Store, req: Request) -> Response:
             dataset_type,
         )
     for name in filter(None, q.get("datasets", "").split(",")):
+        # Only datasets with a file on a non-personal repository count.
         where(
-            "EXISTS (SELECT 1 FROM datasets d WHERE d.session = s.id AND d.name LIKE ?)",
-            f"%{name}%",
+            "EXISTS (SELECT 1 FROM datasets d JOIN file_records f ON f.dataset = d.id "
+            "JOIN repositories r ON r.name = f.repository WHERE d.session = s.id AND d.name = ? "
+            'AND f."exists" = 1 AND NOT r.globus_is_personal)',
+            name,
         )
+    if "dataset_qc_lte" in q:
+        errors = Errors()
+        level = qc_value(q["dataset_qc_lte"], errors)
+        if errors:
+            raise field_errors(errors)
+        where("EXISTS (SELECT 1 FROM datasets d WHERE d.session = s.id AND d.qc <= ?)", level)
+    if "django" in q:
+        django, values = django_clauses(q["django"], _DJANGO_FIELDS)
+        clauses.extend(django)
+        params.extend(values)
     sql = "SELECT s.* FROM sessions s"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

@@ -1,0 +1,50 @@
+"""Search, list and load sessions and datasets, as ONE-api does: from ONE cache tables, or from
+an Alyx database and its data repositories.
+
+`One` is the query API (`one_flows.one.api`); it asks a source for sessions and dataset rows
+(`one_flows.one.source.Source`): the cache tables of a folder (`one_flows.one.tables`) or an
+Alyx database (`one_flows.one.alyx`), whose files the downloader fetches
+(`one_flows.one.download`).
+"""
+
+from .alyx import AlyxSource
+from .api import One
+from .download import (
+    DownloadAuthError,
+    Downloader,
+    DownloadError,
+    DownloadMismatch,
+    DownloadProgress,
+    FileTransfer,
+)
+from .errors import (
+    ALFMultipleCollectionsFound,
+    ALFMultipleObjectsFound,
+    ALFMultipleRevisionsFound,
+    ALFObjectNotFound,
+    DatasetHashMismatch,
+)
+from .objects import AlfBunch, SessionDataInfo
+from .source import CacheFirst, Source
+from .tables import TableSource
+
+__all__ = [
+    "ALFMultipleCollectionsFound",
+    "ALFMultipleObjectsFound",
+    "ALFMultipleRevisionsFound",
+    "ALFObjectNotFound",
+    "AlfBunch",
+    "AlyxSource",
+    "CacheFirst",
+    "DatasetHashMismatch",
+    "DownloadAuthError",
+    "DownloadError",
+    "DownloadMismatch",
+    "DownloadProgress",
+    "Downloader",
+    "FileTransfer",
+    "One",
+    "SessionDataInfo",
+    "Source",
+    "TableSource",
+]

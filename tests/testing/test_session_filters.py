@@ -1,0 +1,84 @@
+"""The test server's /sessions filters beyond the recorded ones: ``django=`` lookups as ONE-api
+sends them, ``dataset_qc_lte``, and ``datasets`` counting only files on non-personal
+repositories."""
+
+from __future__ import annotations
+
+import pytest
+
+from one_flows.alyx import AlyxClient, AlyxServerError
+from one_flows.testing import AlyxTestServer
+
+
+@pytest.fixture
+def alyx(alyx_server: AlyxTestServer):
+    with AlyxClient(
+        alyx_server.url, username=alyx_server.username, password=alyx_server.password
+    ) as client:
+        yield client
+
+
+def _session(alyx: AlyxClient, date: str) -> str:
+    body = {"subject": "algernon", "number": 1, "start_time": f"{date}T10:00:00"}
+    return alyx.post("/sessions", body)["id"]
+
+
+def _ids(alyx: AlyxClient, **params: str) -> list[str]:
+    return [s["id"] for s in alyx.list_all("/sessions", params)]
+
+
+def test_django_lookups_as_one_api_sends_them(alyx: AlyxClient) -> None:
+    first, second = _session(alyx, "2026-07-04"), _session(alyx, "2026-07-05")
+    assert _ids(alyx, django=f"pk,{first}") == [first]
+    assert _ids(alyx, django=f"pk__in,('{first}',)") == [first]
+    assert _ids(alyx, django=f"id__in,['{first}', '{second}']") == [second, first]
+    assert _ids(alyx, django="subject__nickname__iexact,ALGERNON,start_time__date,2026-07-05") == [
+        second
+    ]
+    assert _ids(alyx, django="start_time__date__gte,2026-07-05") == [second]
+    with pytest.raises(AlyxServerError, match="Cannot resolve keyword 'colour'"):
+        _ids(alyx, django="colour,red")
+
+
+def test_datasets_count_only_files_on_non_personal_repositories(
+    alyx_server: AlyxTestServer, alyx: AlyxClient
+) -> None:
+    eid = _session(alyx, "2026-07-04")
+    alyx_server.add_repository("laptop", "http://laptop.local/")
+    alyx_server.store.execute(
+        "UPDATE repositories SET globus_is_personal = 1 WHERE name = 'laptop'"
+    )
+    body = {
+        "created_by": "test_user",
+        "path": "algernon/2026-07-04/001",
+        "filenames": ["alf/spikes.times.npy"],
+        "hashes": ["0" * 32],
+        "filesizes": [8],
+        "name": "laptop",
+        "exists": True,
+        "labs": "cortexlab",
+    }
+    alyx.post("/register-file", body)
+    assert _ids(alyx, dataset_types="spikes.times") == [eid]  # the type counts anyway
+    assert _ids(alyx, datasets="spikes.times.npy") == []  # only on a personal repository
+    alyx.post("/register-file", {**body, "name": "flatiron_cortexlab"})
+    assert _ids(alyx, datasets="spikes.times.npy") == [eid]
+    assert _ids(alyx, datasets="spikes.times") == []  # exact file names
+
+
+def test_dataset_qc_lte(alyx: AlyxClient) -> None:
+    eid = _session(alyx, "2026-07-04")
+    alyx.post(
+        "/register-file",
+        {
+            "created_by": "test_user",
+            "path": "algernon/2026-07-04/001",
+            "filenames": ["alf/spikes.times.npy"],
+            "name": "flatiron_cortexlab",
+            "labs": "cortexlab",
+        },
+    )
+    [dataset] = alyx.list_all("/datasets", {"session": eid})
+    alyx.patch(dataset["url"], {"qc": "FAIL"})
+    assert _ids(alyx, dataset_qc_lte="FAIL") == [eid]
+    assert _ids(alyx, dataset_qc_lte="PASS") == []
