@@ -326,6 +326,9 @@ def _fault_response(fault: Fault) -> Response:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # gunicorn's listen backlog. socketserver's 5 drops the connections of a burst of clients
+    # while the accept loop is busy, and they connect again only after TCP's 1 s SYN retry.
+    request_queue_size = 2048
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore clients that went away (a read timeout fired); report anything else."""
