@@ -14,12 +14,15 @@ it was wrong. And a database that a healthy boot of this Prefect version left at
 revision, and that is still at it, is not migrated again: the check costs each boot 0.1–0.3 s.
 
 `PrefectAPIProcess` is the part common to it and the full server the tests start
-(`one_flows.testing.prefect_server.PrefectServer`): the port, the start-up wait, the stop.
+(`one_flows.testing.prefect_server.PrefectServer`): the port, the start-up wait, the stop, and
+on Linux the end of the server when the process that started it dies, however it dies (SIGKILL
+included), so that no server is left running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.metadata
 import json
 import os
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -46,6 +50,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux's ``prctl`` option: the signal a process gets when the thread that created it ends."""
+
+
+def dies_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for `subprocess.Popen` after which the child gets SIGTERM when this
+    process ends (Linux; None elsewhere, where there is nothing to set).
+
+    The kernel sends the signal when the *thread* that started the child ends, so start it from
+    a thread that lives as long as the process (the main thread).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up here, not in the child, which must run no more than it has to before exec.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the signal was set
+            os._exit(1)
+
+    return set_death_signal
 
 
 def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
@@ -98,7 +127,11 @@ class PrefectAPIProcess:
         return {}
 
     def launch(self) -> Self:
-        """Start the server process; return without waiting for it to answer."""
+        """Start the server process; return without waiting for it to answer.
+
+        On Linux the server ends when this process does, even when it is killed (see
+        `dies_with_this_process`; call from the main thread).
+        """
         if self._process is not None:
             return self
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +143,7 @@ class PrefectAPIProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=dies_with_this_process(),
             )
         self._launched_at = time.monotonic()
         return self
