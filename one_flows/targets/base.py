@@ -187,6 +187,11 @@ class RegistrationTarget(Protocol):
         """The session records of a subject on a date (``YYYY-MM-DD``) with that number."""
         ...
 
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The full record of a session, as creating or updating it returns it (Alyx's search
+        answers a short one); None when there is no such session."""
+        ...
+
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
         """Create a session record; returns it as stored."""
         ...

@@ -149,6 +149,12 @@ class LocalTarget:
             sessions = self._tables().sessions
         return self._matching(sessions, subject, date, number, lab)
 
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The row of the sessions table of ``eid``, as a record; None when there is none."""
+        with self._lock:
+            sessions = self._tables().sessions
+        return self._session_record(eid, sessions.loc[eid]) if eid in sessions.index else None
+
     @classmethod
     def _matching(
         cls, sessions: pd.DataFrame, subject: str, date: str, number: int, lab: str | None
