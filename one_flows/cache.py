@@ -12,16 +12,37 @@ tables built here, and ``load_tables`` reads the tables ONE-api builds:
   ``QC_LEVELS``).
 - Both files carry the parquet key-value metadata ``one_metadata``: a JSON object with
   ``date_created`` ("YYYY-MM-DD HH:MM") and ``origin`` (the indexed folder).
+- one-flows' own files are in the hidden folder ``.one_flows`` beside the tables (ONE-api reads
+  only ``*.pqt`` files of the tables folder): the incremental update's state files
+  (``scan_state.parquet``, ``scan_dirs.parquet``) and the writers' lock file.
+
+Any number of threads and processes may write the tables of one folder at once
+(`make_parquet_db`, `update_tables`, `save_tables`, `one_flows.targets.LocalTarget`): each
+change is made under `lock_tables`, an exclusive ``flock`` of ``.one_flows/tables.lock``, by
+reading the tables under the lock, so no writer loses another's rows. A writer killed mid-write
+leaves the old tables and a temporary file, which the next writer removes. On NFS, Linux
+clients pass ``flock`` to the server as a whole-file lock, so writers on several machines are
+serialised too, and a dead machine's lock is freed when its lease expires (NFSv4: about 90 s);
+a share mounted with ``local_lock=flock`` or ``local_lock=all`` (or CIFS with ``nobrl``) locks
+each machine apart, and writers on two machines can then lose rows. A file system that refuses
+``flock`` makes writers fail with `TablesLockError` rather than write unlocked.
+
+Tables written by earlier versions of one-flows, whose ids were uuid5s (which ONE-api refuses
+as eids), and their state files (then beside the tables) are converted by the next writer, with
+nothing to do by hand: `update_tables` (``one-flows cache``, the nightly update) and
+`make_parquet_db` write uuid3 ids, and a ``LocalTarget`` registration converts the ids of the
+whole tables it writes. Each id keeps its rows (hashes, QC, session fields) through the change.
 
 Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberate:
 
-- Ids are stable: ``session_id`` and ``dataset_id`` are uuid5s of the session key
-  (``lab/subject/date/number``, number zero-padded, lab omitted when empty) and of the dataset's
-  relative path, in a fixed namespace. ONE draws a new random namespace on each build, and gives
-  equal dataset ids to equal relative paths of different sessions.
+- Ids are stable: ``session_id`` and ``dataset_id`` are uuid3s (name-based, as ONE's, and
+  accepted by ONE-api's ``is_uuid``) of the session key (``lab/subject/date/number``, number
+  zero-padded, lab omitted when empty) and of the dataset's relative path, in a fixed
+  namespace. ONE draws a new random namespace on each build, and gives equal dataset ids to
+  equal relative paths of different sessions.
 - Hashing is optional, parallel and can reuse a persistent ``DigestCache``.
 - ``update_tables`` rescans only the sessions given, or those whose folders changed (state
-  files beside the tables record each file's and folder's mtime), and rehashes only files whose
+  files in ``.one_flows`` record each file's and folder's mtime), and rehashes only files whose
   size or mtime changed. When all it finds is new sessions, it appends their rows to the files
   (`one_flows.parquet_append`) instead of re-encoding every row.
 - Writes are atomic per file: a reader sees the old table or the new one, never a partial one.
@@ -42,8 +63,11 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import stat
+import threading
 import time
 import uuid
 import warnings
@@ -62,28 +86,46 @@ import pyarrow.parquet as pq
 
 from one_flows import parquet_append
 from one_flows.alf import ALFError, is_valid, rel_path_parts, session_path_parts
+from one_flows.errors import OneFlowsError
 from one_flows.flags import is_flag_file
 from one_flows.hashing import DigestCache, hash_files
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; writers are serialised within one process only
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DATASETS_COLUMNS",
     "DIRS_FILE",
     "ID_NAMESPACE",
+    "LOCK_FILE",
     "QC",
     "QC_LEVELS",
     "QC_TYPE",
     "SESSIONS_COLUMNS",
+    "STATE_DIR",
     "STATE_FILE",
+    "CacheError",
     "CacheTables",
+    "NotACacheTable",
+    "SessionFolderError",
+    "TablesFolderMissing",
+    "TablesLock",
+    "TablesLockError",
     "UpdateSummary",
     "dataset_id",
     "load_tables",
+    "lock_tables",
     "make_parquet_db",
     "save_tables",
     "session_id",
     "session_key",
     "table_metadata",
+    "tables_generation",
     "update_tables",
+    "upgrade_ids",
+    "upgrade_tables",
     "write_parquet_atomic",
 ]
 
@@ -123,16 +165,48 @@ SESSIONS_COLUMNS = ("lab", "subject", "date", "number", "task_protocol", "projec
 DATASETS_COLUMNS = ("rel_path", "file_size", "hash", "exists", "qc")
 
 ID_NAMESPACE = uuid.UUID("5b1e2d2a-8f0c-5c6e-9a43-0ae1f10f1a05")
-"""The fixed uuid5 namespace of session and dataset ids."""
+"""The fixed namespace of the name-based (uuid3) session and dataset ids."""
 
-STATE_FILE = "_scan_state.parquet"
+STATE_DIR = ".one_flows"
+"""The hidden folder, beside the tables, of one-flows' own files: scan state and lock."""
+
+STATE_FILE = f"{STATE_DIR}/scan_state.parquet"
 """Sidecar of the datasets table: each dataset's file mtime_ns at the last scan, by id."""
 
-DIRS_FILE = "_scan_dirs.parquet"
+DIRS_FILE = f"{STATE_DIR}/scan_dirs.parquet"
 """Sidecar of the datasets table: the mtime_ns of each folder of each session at the last scan."""
+
+LOCK_FILE = f"{STATE_DIR}/tables.lock"
+"""The file writers of the tables ``flock`` (see `lock_tables`)."""
+
+_OLD_STATE_FILES = {"_scan_state.parquet": STATE_FILE, "_scan_dirs.parquet": DIRS_FILE}
+"""Where earlier versions kept the state files (beside the tables), and where they go now."""
 
 _SESSIONS_FILE = "sessions.pqt"
 _DATASETS_FILE = "datasets.pqt"
+
+logger = logging.getLogger(__name__)
+
+
+class CacheError(OneFlowsError):
+    """The cache tables cannot be built, updated, read or written."""
+
+
+class TablesFolderMissing(CacheError, NotADirectoryError):
+    """The data folder or the tables folder does not exist."""
+
+
+class NotACacheTable(CacheError, ValueError):
+    """A file that should hold a ONE cache table does not."""
+
+
+class SessionFolderError(CacheError, ValueError):
+    """A folder given as a session is not one, or not under the data folder, or its lab folder
+    conflicts with the lab given."""
+
+
+class TablesLockError(CacheError, OSError):
+    """The tables folder cannot be locked (e.g. a file system without ``flock``)."""
 
 
 def session_key(lab: str, subject: str, date: datetime.date | str, number: int | str) -> str:
@@ -140,27 +214,95 @@ def session_key(lab: str, subject: str, date: datetime.date | str, number: int |
     return "/".join(filter(None, [lab, subject, str(date), f"{int(number):03d}"]))
 
 
-_NAMESPACE_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes)
+_NAMESPACE_MD5 = hashlib.md5(ID_NAMESPACE.bytes)
 
 
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(ID_NAMESPACE, name))``, without the cost of building a UUID object."""
-    sha1 = _NAMESPACE_SHA1.copy()
-    sha1.update(name.encode())
-    h = sha1.hexdigest()
-    # The first 16 bytes of the SHA-1, with the version nibble set to 5 and the variant bits to 10
+def _uuid3(name: str) -> str:
+    """``str(uuid.uuid3(ID_NAMESPACE, name))``, without the cost of building a UUID object."""
+    md5 = _NAMESPACE_MD5.copy()
+    md5.update(name.encode())
+    h = md5.hexdigest()
+    # The MD5, with the version nibble set to 3 and the variant bits to 10
     variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+    return f"{h[:8]}-{h[8:12]}-3{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def session_id(key: str) -> str:
-    """Return the stable session id (uuid5 string) of a session key."""
-    return _uuid5(key)
+    """Return the stable session id (uuid3 string) of a session key."""
+    return _uuid3(key)
 
 
 def dataset_id(key: str, rel_path: str) -> str:
-    """Return the stable dataset id (uuid5 string) of a dataset of the session ``key``."""
-    return _uuid5(f"{key}/{rel_path}")
+    """Return the stable dataset id (uuid3 string) of a dataset of the session ``key``."""
+    return _uuid3(f"{key}/{rel_path}")
+
+
+_UUID5 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def _is_uuid5(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which of the id strings are uuid5s: ids written by earlier versions of one-flows."""
+    return pc.match_substring_regex(ids, f"^{_UUID5.pattern}$").to_numpy(zero_copy_only=False)
+
+
+_IdUpgrades = dict[str, tuple[str, str]]
+"""Sessions whose ids are uuid5s of an earlier version: {old id: (uuid3 id, session key)}."""
+
+
+def _id_upgrades(sessions: pd.DataFrame) -> _IdUpgrades:
+    """The sessions of a sessions table whose ids are uuid5s, with their uuid3s."""
+    old = _is_uuid5(pa.array(sessions.index.to_numpy(dtype=object), pa.large_string()))
+    if not old.any():
+        return {}
+    rows = sessions[old]
+    upgrades = {}
+    columns = (rows[c] for c in ("lab", "subject", "date", "number"))
+    for eid, lab, subject, day, number in zip(rows.index, *columns, strict=True):
+        key = session_key(lab if isinstance(lab, str) else "", subject, day, number)
+        upgrades[eid] = (session_id(key), key)
+    return upgrades
+
+
+def _upgraded_dataset_ids(
+    eids: np.ndarray, ids: np.ndarray, rel_paths: np.ndarray, upgrades: _IdUpgrades
+) -> tuple[np.ndarray, np.ndarray]:
+    """Datasets' (eids, ids) with the sessions of ``upgrades`` given their uuid3s, and the uuid5
+    ids of their datasets replaced by uuid3s."""
+    eids, ids = eids.astype(object), ids.astype(object)
+    old_ids = _is_uuid5(pa.array(ids, pa.large_string()))
+    for i in np.flatnonzero(pd.Index(eids).isin(list(upgrades))).tolist():
+        new_eid, key = upgrades[eids[i]]
+        eids[i] = new_eid
+        if old_ids[i]:
+            ids[i] = dataset_id(key, rel_paths[i])
+    return eids, ids
+
+
+def _renamed_sessions(sessions: pd.DataFrame, upgrades: _IdUpgrades) -> pd.DataFrame:
+    new = [upgrades.get(eid, (eid,))[0] for eid in sessions.index]
+    return sessions.set_axis(pd.Index(new, dtype=sessions.index.dtype, name=sessions.index.name))
+
+
+def upgrade_ids(tables: CacheTables) -> CacheTables:
+    """``tables`` with the uuid5 ids written by earlier versions replaced by their uuid3s.
+
+    Returns ``tables`` itself when it has no uuid5 session id. Ids of other kinds (ONE-api's,
+    Alyx's, relative paths) are kept.
+    """
+    upgrades = _id_upgrades(tables.sessions)
+    if not upgrades:
+        return tables
+    index = tables.datasets.index
+    eids, ids = _upgraded_dataset_ids(
+        index.get_level_values("eid").to_numpy(dtype=object),
+        index.get_level_values("id").to_numpy(dtype=object),
+        tables.datasets["rel_path"].to_numpy(dtype=object),
+        upgrades,
+    )
+    levels = [pd.Index(v, dtype=index.levels[i].dtype) for i, v in enumerate((eids, ids))]
+    datasets = tables.datasets.set_axis(pd.MultiIndex.from_arrays(levels, names=index.names))
+    sessions = _renamed_sessions(tables.sessions, upgrades)
+    return dataclasses.replace(tables, sessions=sessions, datasets=datasets)
 
 
 @dataclass
@@ -219,6 +361,168 @@ def _datasets_frame(
             "qc": pd.Categorical.from_codes(qc_codes, dtype=QC_TYPE),
         }
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Writers: one at a time per tables folder
+# ------------------------------------------------------------------------------------------------
+
+_TABLE_NAMES = "|".join(
+    re.escape(Path(name).name) for name in (_SESSIONS_FILE, _DATASETS_FILE, STATE_FILE, DIRS_FILE)
+)
+_TMP_NAME = re.compile(rf"\.({_TABLE_NAMES})\.[0-9a-f]{{32}}\.tmp")
+"""The temporary files `write_parquet_atomic` writes beside the tables and their state files."""
+
+
+class TablesLock:
+    """The exclusive right of one thread of one process to change the tables of a folder.
+
+    Taken (and re-entered by the thread holding it) with `lock_tables`.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def mark_changed(self) -> None:
+        """Record that the tables changed, for `tables_generation`; the caller holds the lock."""
+        assert self._fd is not None, "mark_changed without the lock"
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, uuid.uuid4().hex.encode())
+
+    def _acquire(self) -> None:
+        if not self._threads.acquire(blocking=False):
+            logger.info("Waiting for another thread writing the tables in %s", self.folder)
+            self._threads.acquire()
+        try:
+            if self._depth == 0:
+                self._fd = _flocked(self.folder / LOCK_FILE)
+                _tidy(self.folder)
+        except BaseException:
+            self._close()
+            self._threads.release()
+            raise
+        self._depth += 1
+
+    def _release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._close()
+        self._threads.release()
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # drops the flock
+
+
+def _flocked(path: Path) -> int:
+    """A descriptor of the lock file at ``path``, created if need be, exclusively flock'ed."""
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is None:
+        return fd
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("Waiting for another process writing the tables in %s", path.parent.parent)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        raise TablesLockError(
+            exc.errno, f"cannot lock the tables: {exc.strerror} (flock)", str(path)
+        ) from exc
+    return fd
+
+
+def _tidy(folder: Path) -> None:
+    """Clear what killed writers left in a tables folder and move earlier versions' state files;
+    the caller holds the folder's lock, so no temporary file there is being written."""
+    for where in (folder, folder / STATE_DIR):
+        with os.scandir(where) as entries:
+            stale = [e.path for e in entries if _TMP_NAME.fullmatch(e.name)]
+        for path in stale:
+            logger.warning("Removing %s, left by a writer that did not finish", path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    for old, new in _OLD_STATE_FILES.items():
+        with contextlib.suppress(FileNotFoundError):
+            if (folder / new).exists():
+                os.unlink(folder / old)
+            else:
+                os.replace(folder / old, folder / new)
+
+
+_LOCKS: dict[str, TablesLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _forget_locks() -> None:
+    """In a forked child: the parent's locks are the parent's (its descriptors and threads)."""
+    global _LOCKS, _LOCKS_GUARD
+    for lock in _LOCKS.values():
+        if lock._fd is not None:
+            os.close(lock._fd)  # the parent's descriptor still holds the flock
+    _LOCKS, _LOCKS_GUARD = {}, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_locks)
+
+
+@contextlib.contextmanager
+def lock_tables(cache_dir: str | os.PathLike) -> Iterator[TablesLock]:
+    """Hold the exclusive lock of the tables in ``cache_dir`` (waiting for it if need be).
+
+    Every change one-flows makes to the tables (`save_tables`, `make_parquet_db`,
+    `update_tables`, `one_flows.targets.LocalTarget`) is made under this lock, by reading the
+    tables after taking it: of any number of threads and processes writing one folder, each
+    sees the others' changes and none is lost. The lock is an ``flock`` on
+    ``.one_flows/tables.lock``, which the kernel drops when its holder dies however it dies;
+    the thread holding it may take it again. On taking it, temporary files left by a writer
+    that was killed are removed, and state files of earlier versions are moved into
+    ``.one_flows/``. Readers need no lock: each table is replaced atomically.
+
+    Raises:
+        TablesLockError: the file system does not support ``flock``.
+    """
+    folder = Path(os.path.realpath(cache_dir))
+    if not folder.is_dir():
+        raise TablesFolderMissing(f"Cache tables folder does not exist: {cache_dir}")
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(str(folder), TablesLock(folder))
+    lock._acquire()
+    try:
+        yield lock
+    finally:
+        lock._release()
+
+
+@contextlib.contextmanager
+def _changing(cache_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of the tables in ``cache_dir`` and mark them changed when done."""
+    with lock_tables(cache_dir) as lock:
+        try:
+            yield
+        finally:
+            lock.mark_changed()
+
+
+def tables_generation(cache_dir: str | os.PathLike) -> bytes:
+    """A token that one-flows changes whenever it changes the tables in ``cache_dir``.
+
+    Read under `lock_tables`, an unchanged token means that no one-flows writer changed the
+    tables since it was last read (stat alone can miss a rewrite: a recycled inode, same size,
+    same clock tick). Empty when one-flows never locked the folder.
+    """
+    try:
+        with open(Path(cache_dir) / LOCK_FILE, "rb") as f:
+            return f.read(64)
+    except FileNotFoundError:
+        return b""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,17 +626,20 @@ def table_metadata(origin: str | os.PathLike) -> dict:
 
 
 def save_tables(tables: CacheTables, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write both tables atomically into ``out_dir``; return (sessions path, datasets path)."""
+    """Write both tables atomically into ``out_dir``; return (sessions path, datasets path).
+
+    The tables are written under `lock_tables`; to change the tables on disk without losing
+    another writer's change, read them under that lock too.
+    """
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"Cache tables folder does not exist: {out_dir}")
     meta = tables.metadata
-    fn_dsets = write_parquet_atomic(
-        tables.datasets, out_dir / _DATASETS_FILE, meta.get("datasets", {})
-    )
-    fn_ses = write_parquet_atomic(
-        tables.sessions, out_dir / _SESSIONS_FILE, meta.get("sessions", {})
-    )
+    with _changing(out_dir):
+        fn_dsets = write_parquet_atomic(
+            tables.datasets, out_dir / _DATASETS_FILE, meta.get("datasets", {})
+        )
+        fn_ses = write_parquet_atomic(
+            tables.sessions, out_dir / _SESSIONS_FILE, meta.get("sessions", {})
+        )
     return fn_ses, fn_dsets
 
 
@@ -351,7 +658,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], dict]:
     frame = table.to_pandas()
     index = sorted(c for c in frame.columns if c in ("id", "eid"))
     if not index:
-        raise ValueError(f"{path} has no 'id' column or index: not a ONE cache table")
+        raise NotACacheTable(f"{path} has no 'id' column or index: not a ONE cache table")
     for column in index:
         if not isinstance(frame[column].dtype, pd.StringDtype):
             frame[column] = frame[column].astype("str")
@@ -483,7 +790,7 @@ def _session(
 ) -> _Session:
     folder_lab, subject, day, number = info
     if lab and folder_lab and folder_lab != lab:
-        raise ValueError(f"lab={lab!r} conflicts with the lab folder of session {folder}")
+        raise SessionFolderError(f"lab={lab!r} conflicts with the lab folder of session {folder}")
     ses_lab = folder_lab or lab or ""
     key = session_key(ses_lab, subject, day, number)
     eid = session_id(key) if hash_ids else key
@@ -519,10 +826,12 @@ def _given_sessions(
         try:
             parts = folder.relative_to(root).parts
         except ValueError:
-            raise ValueError(f"Session folder {path} is not under {root}") from None
+            raise SessionFolderError(f"Session folder {path} is not under {root}") from None
         info = _session_info(parts) if _is_session_candidate(parts) else None
         if info is None:
-            raise ValueError(f"{path} is not a session folder ([lab/Subjects/]subject/date/nnn)")
+            raise SessionFolderError(
+                f"{path} is not a session folder ([lab/Subjects/]subject/date/nnn)"
+            )
         session = _session(str(folder), info, lab, hash_ids)
         (present if folder.is_dir() else absent)[session.key] = session
     return sorted(present.values()), sorted(absent.values())
@@ -687,6 +996,25 @@ def _read_previous(out_dir: Path) -> _Previous | None:
     return _Previous(tables.sessions, datasets, no_mtimes, _dirs_table([], [], []), False)
 
 
+def _upgraded_previous(previous: _Previous) -> _Previous:
+    """``previous`` with the uuid5 ids of earlier versions replaced by uuid3s."""
+    upgrades = _id_upgrades(previous.sessions)
+    if not upgrades:
+        return previous
+    datasets, dirs = previous.datasets, previous.dirs
+    eids, ids = _upgraded_dataset_ids(
+        *(datasets.column(c).to_numpy(zero_copy_only=False) for c in ("eid", "id", "rel_path")),
+        upgrades,
+    )
+    for name, values in (("eid", eids), ("id", ids)):
+        i = datasets.schema.get_field_index(name)
+        datasets = datasets.set_column(i, name, pa.array(values, datasets.schema.field(i).type))
+    dir_eids = [upgrades.get(e, (e,))[0] for e in dirs.column("eid").to_pylist()]
+    dirs = dirs.set_column(0, "eid", pa.array(dir_eids, pa.large_string()))
+    sessions = _renamed_sessions(previous.sessions, upgrades)
+    return dataclasses.replace(previous, sessions=sessions, datasets=datasets, dirs=dirs)
+
+
 _SCAN_KEY = "scan_id"
 """Key of the ``one_metadata`` entry naming the scan that wrote a datasets table and its state."""
 
@@ -719,8 +1047,9 @@ def _read_state(out_dir: Path, datasets: pa.Table) -> tuple[np.ndarray, pa.Table
     if state.column("id").equals(ids):
         return state.column("mtime_ns").to_numpy(), dirs
     # The table was edited and saved back since (rows added, removed or reordered).
-    by_id = pd.Series(state.column("mtime_ns").to_numpy(), index=state.column("id").to_numpy())
-    mtimes = by_id.reindex(ids.to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
+    at = pd.Index(state.column("id").to_numpy()).get_indexer(ids.to_numpy())
+    mtimes = state.column("mtime_ns").to_numpy()[at]
+    mtimes[at < 0] = -1
     return mtimes, dirs
 
 
@@ -959,6 +1288,38 @@ def _write(root: Path, result: _Result, out_dir: Path, append: bool = False) -> 
     return sessions_path, datasets_path
 
 
+def upgrade_tables(cache_dir: str | os.PathLike) -> bool:
+    """Convert tables of earlier versions in ``cache_dir``, and their scan state, to uuid3 ids.
+
+    Takes `lock_tables`. Every row keeps its fields, and the scan state its mtimes (the next
+    update hashes nothing more for it). Returns False, having changed nothing, when the tables
+    have no uuid5 session id.
+    """
+    out = Path(cache_dir)
+    with lock_tables(out):
+        if not (out / _SESSIONS_FILE).exists():
+            return False
+        sessions, _ = _load_table(out / _SESSIONS_FILE, "sessions")
+        previous = _read_previous(out) if _id_upgrades(sessions) else None
+        if previous is None:
+            return False
+        logger.info("Converting the ids of the tables in %s to uuid3s", out)
+        with _changing(out):
+            if not previous.recorded:
+                save_tables(upgrade_ids(load_tables(out)), out)
+                return True
+            upgraded = _upgraded_previous(previous)
+            raw = (previous.datasets.schema.metadata or {}).get(b"one_metadata", b"{}")
+            origin = Path(json.loads(raw).get("origin") or out)
+            datasets = _conform(upgraded.datasets)
+            summary = UpdateSummary(0, 0, 0, 0, 0, datasets.num_rows, 0)
+            sessions = upgraded.sessions.sort_index()
+            _write(
+                origin, _Result(sessions, datasets, upgraded.mtimes, upgraded.dirs, summary), out
+            )
+        return True
+
+
 def _has_hashes(datasets: pq.FileMetaData) -> bool | None:
     """Whether any row of a datasets file has a hash, from its statistics; None if unknown."""
     column = datasets.schema.names.index("hash")
@@ -1005,6 +1366,8 @@ def _append_new_sessions(
         return None
     dirs = pq.ParquetFile(dirs_path).read(columns=["eid"] if sessions is not None else None)
     old_sessions, _ = _load_table(sessions_path, "sessions")
+    if _id_upgrades(old_sessions):
+        return None  # ids of an earlier version, converted by a full update
     session_ids = pa.array(old_sessions.index.to_numpy(dtype=object), pa.large_string())
     known = pa.chunked_array([*dirs.column("eid").chunks, session_ids], pa.large_string())
 
@@ -1053,18 +1416,30 @@ def make_parquet_db(
     ids, as ONE-api does. ``hash_files`` stores each file's md5, hashed by ``workers`` threads,
     answered from the sqlite ``digest_cache`` file when given. ``lab`` fills in the lab of
     sessions not under a ``lab/Subjects`` folder. Returns (sessions path, datasets path).
+
+    The tables folder is locked (`lock_tables`) from the scan to the last write.
+
+    Raises:
+        TablesFolderMissing: ``root_dir`` or ``out_dir`` does not exist.
     """
+    root, out = _folders(root_dir, out_dir)
+    with _changing(out):
+        result = _build(root, hash_ids, hash_files, lab, workers, digest_cache, None)
+        if result.sessions.empty or not result.datasets.num_rows:
+            what = "sessions" if result.sessions.empty else "datasets"
+            warnings.warn(f"No {what} found in {root}", RuntimeWarning, stacklevel=3)
+        return _write(root, result, out)
+
+
+def _folders(root_dir: str | os.PathLike, out_dir: str | os.PathLike | None) -> tuple[Path, Path]:
+    """The data folder (absolute) and the tables folder (default: the data folder)."""
     root = Path(root_dir).resolve()
     if not root.is_dir():
-        raise NotADirectoryError(f"Data folder does not exist: {root}")
+        raise TablesFolderMissing(f"Data folder does not exist: {root}")
     out = Path(out_dir) if out_dir is not None else root
     if not out.is_dir():
-        raise NotADirectoryError(f"Cache tables folder does not exist: {out}")
-    result = _build(root, hash_ids, hash_files, lab, workers, digest_cache, None)
-    if result.sessions.empty or not result.datasets.num_rows:
-        what = "sessions" if result.sessions.empty else "datasets"
-        warnings.warn(f"No {what} found in {root}", RuntimeWarning, stacklevel=2)
-    return _write(root, result, out)
+        raise TablesFolderMissing(f"Cache tables folder does not exist: {out}")
+    return root, out
 
 
 def update_tables(
@@ -1104,23 +1479,33 @@ def update_tables(
     their rows are appended to the files, whose other rows are copied without being decoded:
     the cost is that of the new sessions, not of the tables (each append adds a parquet row
     group; a file with 64 of them is rewritten whole at the next update).
+
+    The tables folder is locked (`lock_tables`) from the reading of the tables to the last
+    write, scan and hashing included: registrations into the same tables wait for it. Ids of
+    tables written by earlier versions (uuid5s) are converted to uuid3s.
+
+    Raises:
+        TablesFolderMissing: ``root_dir`` or ``cache_dir`` does not exist.
+        SessionFolderError: a folder of ``sessions`` is not a session folder under ``root_dir``.
     """
     if rescan not in ("changed", "all"):
         raise ValueError(f"rescan={rescan!r}: use 'changed' or 'all'")
-    root = Path(root_dir).resolve()
-    if not root.is_dir():
-        raise NotADirectoryError(f"Data folder does not exist: {root}")
-    out = Path(cache_dir) if cache_dir is not None else root
-    if not out.is_dir():
-        raise NotADirectoryError(f"Cache tables folder does not exist: {out}")
-    appended = _append_new_sessions(
-        root, out, hash_ids, hash_files, lab, workers, digest_cache, sessions, rescan
-    )
-    if appended is not None:
-        return appended
-    previous = _read_previous(out)
-    result = _build(
-        root, hash_ids, hash_files, lab, workers, digest_cache, previous, sessions, rescan
-    )
-    _write(root, result, out)
-    return result.summary
+    root, out = _folders(root_dir, cache_dir)
+    with _changing(out):
+        try:
+            appended = _append_new_sessions(
+                root, out, hash_ids, hash_files, lab, workers, digest_cache, sessions, rescan
+            )
+        except parquet_append.ParquetAppendError as exc:
+            logger.warning("Cannot append to the tables in %s (%s): rewriting them", out, exc)
+            appended = None
+        if appended is not None:
+            return appended
+        previous = _read_previous(out)
+        if previous is not None:
+            previous = _upgraded_previous(previous)
+        result = _build(
+            root, hash_ids, hash_files, lab, workers, digest_cache, previous, sessions, rescan
+        )
+        _write(root, result, out)
+        return result.summary

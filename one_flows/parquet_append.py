@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from one_flows.errors import OneFlowsError
+
 __all__ = ["ParquetAppendError", "append", "footer"]
 
 MAGIC = b"PAR1"
@@ -35,7 +37,7 @@ _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _M
 )
 
 
-class ParquetAppendError(ValueError):
+class ParquetAppendError(OneFlowsError, ValueError):
     """The rows cannot be appended: not a plain parquet file, or another schema."""
 
 

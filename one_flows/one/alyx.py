@@ -22,15 +22,13 @@ the database's type it names with or without a namespace (``sync.times`` as
 from __future__ import annotations
 
 import datetime
-import fcntl
 import logging
 import os
 import re
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,7 +38,7 @@ import pandas as pd
 
 from one_flows.alf import get_session_path, session_path_parts
 from one_flows.alyx import AlyxClient, AlyxNotFound
-from one_flows.cache import CacheTables, load_tables, save_tables, table_metadata
+from one_flows.cache import CacheTables, load_tables, lock_tables, save_tables, table_metadata
 from one_flows.hashing import md5
 
 from .download import Downloader, FileTransfer
@@ -333,7 +331,8 @@ class AlyxSource(Source):
         datasets = pd.concat([self.datasets(e) for e in eids])
         columns = ["eid", "id", "rel_path", "file_size", "hash", "exists", "qc", "default_revision"]
         datasets = datasets[columns].set_index(["eid", "id"])
-        with _locked(self.cache_dir / ".one-flows-tables.lock"):
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with lock_tables(self.cache_dir):
             tables = load_tables(self.cache_dir)
             old_sessions = tables.sessions.drop(index=eids, errors="ignore")
             old_datasets = tables.datasets[~tables.datasets.index.isin(eids, level="eid")]
@@ -406,12 +405,3 @@ def _datasets_frame(eid: str, related: list[dict[str, Any]]) -> pd.DataFrame:
             "dataset_type": [d.get("dataset_type") for d in related],
         }
     )
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed) for a read-merge-write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        yield

@@ -393,7 +393,8 @@ class RegistrationClient:
 
         With a ledger, a session it holds whose files all have their recorded stat (and whose
         fields, if given, are those last sent from here) is reported as all ``unchanged``
-        without asking the target; files the ledger knows are not matched against the dataset
+        without asking the target, unless the target can tell cheaply that it lacks them (local
+        tables: see ``holds``); files the ledger knows are not matched against the dataset
         types again. The ledger misses what others changed on the target (a deleted dataset, a
         new dataset type): ``recheck=True`` asks the target whatever the ledger says.
 
@@ -422,7 +423,8 @@ class RegistrationClient:
                 listed = _listed(key, file_list) or []
                 rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
             report = _report_from_ledger(key, entry, fields, rel_paths, file_options)
-            if report is not None:
+            held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
+            if report is not None and self.target.holds(entry.eid, held):
                 report.with_files = with_files
                 logger.info("%s (all as in the ledger)", report.summary())
                 return report

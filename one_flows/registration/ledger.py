@@ -24,6 +24,8 @@ user, new dataset types that would make a skipped file registrable, or the targe
 replaced by another database at the same address (a test server restarted on a recycled port).
 ``register_session(..., recheck=True)`` asks the target whatever the ledger says, re-registers
 what is missing and corrects the ledger; ``RegistrationClient(ledger=False)`` never uses one.
+A target that can check without a request (``LocalTarget``'s tables, see
+``RegistrationTarget.holds``) is asked, and a session it lacks is registered again.
 """
 
 from __future__ import annotations

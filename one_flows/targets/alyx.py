@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,10 @@ class AlyxTarget:
     def label(self) -> str:
         """``alyx:<base url>``."""
         return f"alyx:{self.client.base_url}"
+
+    def holds(self, eid: str, dataset_ids: Collection[str]) -> bool:
+        """True: asking would cost the requests the ledger saves (see the ledger's limits)."""
+        return True
 
     def dataset_types(self) -> list[DatasetType]:
         """All dataset types (one ``GET /dataset-types``, then kept)."""

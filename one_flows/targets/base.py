@@ -8,6 +8,7 @@ it holds.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -202,6 +203,12 @@ class RegistrationTarget(Protocol):
 
     def session_datasets(self, eid: str) -> list[RegisteredDataset]:
         """The datasets registered to a session."""
+        ...
+
+    def holds(self, eid: str, dataset_ids: Collection[str]) -> bool:
+        """Whether the target still holds session ``eid`` with these datasets, when it can tell
+        without a request (local tables); True when it cannot, trusting what this machine
+        registered there (see `one_flows.registration.ledger`)."""
         ...
 
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,14 @@ from one_flows.cache import (
     CacheTables,
     dataset_id,
     load_tables,
+    lock_tables,
     save_tables,
     session_id,
     session_key,
     table_metadata,
+    tables_generation,
+    upgrade_ids,
+    upgrade_tables,
 )
 from one_flows.targets.base import (
     DatasetType,
@@ -35,8 +40,9 @@ __all__ = ["LocalTarget"]
 _CARE_FILES = {"weighings": "weighings.jsonl", "water": "water_administrations.jsonl"}
 _TABLE_FILES = ("sessions.pqt", "datasets.pqt")
 
-_Signature = tuple[tuple[int, int, int, int, int] | None, ...]
-"""Identifies the versions of the table files on disk: a stat summary per file, None if absent."""
+_Signature = tuple[bytes, tuple[tuple[int, int, int, int, int] | None, ...]]
+"""Identifies the version of the tables on disk: `tables_generation`, and a stat summary per
+table file (None if absent) for changes made by others than one-flows."""
 
 
 class LocalTarget:
@@ -44,15 +50,17 @@ class LocalTarget:
 
     Creating a session adds a row to the sessions table and registering files adds rows, with
     their hashes and sizes, to the datasets table; ONE-api's ``One(cache_dir=..., mode="local")``
-    reads the result. Ids are `one_flows.cache`'s stable uuid5s, so registering a folder again
+    reads the result. Ids are `one_flows.cache`'s stable uuid3s, so registering a folder again
     finds the same rows.
 
     There are no reference tables: every subject and user is accepted, and without
     ``dataset_types`` every valid ALF file is a dataset of type ``object.attribute``.
     Weighings and water administrations are appended to JSON-lines files in ``cache_dir``.
     The tables are kept in memory and read again only once the files on disk have changed, so a
-    change made by another process or by ONE-api is seen by the next call. Each change rewrites
-    the tables (atomically); one process at a time may write them.
+    change made by another process or by ONE-api is seen by the next call. Each change holds
+    the tables' lock (`one_flows.cache.lock_tables`), reads them again if another writer changed
+    them, and rewrites them atomically: any number of targets, threads and processes may
+    register into one folder. Tables of earlier versions get uuid3 ids at the first change.
     """
 
     def __init__(
@@ -67,7 +75,9 @@ class LocalTarget:
         self._dataset_types = None if dataset_types is None else list(dataset_types)
         self._user = user
         self._lock = threading.Lock()
-        self._cached: tuple[_Signature, CacheTables] | None = None
+        # The tables as on disk when the signature was taken, with uuid3 ids, and whether those
+        # on disk have the uuid5 ids of an earlier version.
+        self._cached: tuple[_Signature, CacheTables, bool] | None = None
 
     def __repr__(self) -> str:
         return f"LocalTarget({str(self.cache_dir)!r})"
@@ -98,27 +108,35 @@ class LocalTarget:
     # -- sessions ---------------------------------------------------------------------------
 
     def _signature(self) -> _Signature:
-        signature = []
+        stats = []
         for name in _TABLE_FILES:
             try:
                 st = os.stat(self.cache_dir / name)
             except FileNotFoundError:
-                signature.append(None)
+                stats.append(None)
             else:
-                signature.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        return tuple(signature)
+                stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tables_generation(self.cache_dir), tuple(stats)
 
-    def _tables(self) -> CacheTables:
-        """The tables on disk; the caller holds ``self._lock`` and must not modify them."""
-        # The files are stat'ed before they are read: a change during the read alters the
-        # signature, so the next call reads them again.
+    def _tables(self, changing: bool = False) -> CacheTables:
+        """The tables on disk, with uuid3 ids; the caller holds ``self._lock`` and must not
+        modify them. ``changing``: the caller holds the tables' lock too, to change them."""
+        # The signature is taken before the files are read: a change during the read alters
+        # it, so the next call reads them again.
         signature = self._signature()
         if self._cached is None or self._cached[0] != signature:
-            self._cached = (signature, load_tables(self.cache_dir))
+            on_disk = load_tables(self.cache_dir)
+            tables = upgrade_ids(on_disk)
+            self._cached = (signature, tables, tables is not on_disk)
+        if changing and self._cached[2]:
+            # Converted on disk first, with the scan state of `one_flows.cache.update_tables`.
+            upgrade_tables(self.cache_dir)
+            self._cached = None
+            return self._tables()
         return self._cached[1]
 
     def _save(self, tables: CacheTables) -> None:
-        """Write new tables (the caller holds ``self._lock``) and keep them in memory."""
+        """Write new tables (the caller holds both locks) and keep them in memory."""
         fresh = table_metadata(self.label)
         metadata = {
             name: fresh | tables.metadata.get(name, {}) for name in ("sessions", "datasets")
@@ -127,7 +145,7 @@ class LocalTarget:
         # On failure the cache keeps the previous tables; if one file was written, the changed
         # signature makes the next call read the files again.
         save_tables(tables, self.cache_dir)
-        self._cached = (self._signature(), tables)
+        self._cached = (self._signature(), tables, False)
 
     @staticmethod
     def _session_record(eid: str, row: pd.Series) -> dict[str, Any]:
@@ -184,16 +202,16 @@ class LocalTarget:
             "task_protocol": record.get("task_protocol") or "",
             "projects": ",".join(record.get("projects") or []),
         }
-        with self._lock:
-            tables = self._tables()
+        with lock_tables(self.cache_dir), self._lock:
+            tables = self._tables(changing=True)
             sessions = _upsert(tables.sessions, pd.DataFrame([row], index=[eid]), "sessions")
             self._save(dataclasses.replace(tables, sessions=sessions))
         return self._session_record(eid, sessions.loc[eid])
 
     def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change the lab, task protocol or projects of a row of the sessions table."""
-        with self._lock:
-            tables = self._tables()
+        with lock_tables(self.cache_dir), self._lock:
+            tables = self._tables(changing=True)
             if eid not in tables.sessions.index:
                 raise KeyError(f"no session {eid} in {self.cache_dir}")
             sessions = tables.sessions.copy()
@@ -205,6 +223,16 @@ class LocalTarget:
                 sessions.loc[eid, "lab"] = changes["lab"]
             self._save(dataclasses.replace(tables, sessions=sessions))
         return self._session_record(eid, sessions.loc[eid])
+
+    def holds(self, eid: str, dataset_ids: Collection[str]) -> bool:
+        """Whether the tables hold the session ``eid`` and each of ``dataset_ids`` as its
+        datasets (from the tables in memory, read again only if changed on disk)."""
+        with self._lock:
+            tables = self._tables()
+        if eid not in tables.sessions.index:
+            return False
+        wanted = pd.MultiIndex.from_arrays([[eid] * len(dataset_ids), list(dataset_ids)])
+        return bool(wanted.isin(tables.datasets.index).all())
 
     # -- datasets ---------------------------------------------------------------------------
 
@@ -231,8 +259,8 @@ class LocalTarget:
             RegistrationRefused: the batch's session is not in the sessions table.
         """
         subject, date, number = batch.session_path.split("/")
-        with self._lock:
-            tables = self._tables()
+        with lock_tables(self.cache_dir), self._lock:
+            tables = self._tables(changing=True)
             found = self._matching(tables.sessions, subject, date, int(number), batch.lab)
             if not found:
                 raise RegistrationRefused(

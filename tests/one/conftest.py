@@ -129,6 +129,56 @@ def age(root: Path) -> None:
         os.utime(folder, (when, when))
 
 
+def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
+    """Turn the tables and scan state that one-flows wrote in ``root`` into what its earlier
+    versions wrote: ids by the old rule (uuid5s of the same names in the same namespace), and
+    the state files beside the tables. Returns {uuid3 id: uuid5 id}."""
+    import hashlib
+    import json
+    import shutil
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from one_flows import cache
+    from one_flows.parquet_append import footer
+
+    def old_id(name: str) -> str:
+        return str(uuid.uuid5(cache.ID_NAMESPACE, name))
+
+    def renamed(table: pa.Table, column: str, ids: dict[str, str]) -> pa.Table:
+        i = table.schema.get_field_index(column)
+        values = [ids[v] for v in table.column(column).to_pylist()]
+        return table.set_column(i, table.schema.field(i), pa.array(values, table.field(i).type))
+
+    sessions = pq.read_table(root / "sessions.pqt")
+    datasets = pq.read_table(root / "datasets.pqt")
+    rows = sessions.select(["id", "lab", "subject", "date", "number"]).to_pylist()
+    keys = {
+        r["id"]: cache.session_key(r["lab"], r["subject"], r["date"], r["number"]) for r in rows
+    }
+    ids = {eid: old_id(key) for eid, key in keys.items()}
+    for r in datasets.select(["eid", "id", "rel_path"]).to_pylist():
+        ids[r["id"]] = old_id(f"{keys[r['eid']]}/{r['rel_path']}")
+    pq.write_table(renamed(sessions, "id", ids), root / "sessions.pqt")
+    pq.write_table(renamed(renamed(datasets, "eid", ids), "id", ids), root / "datasets.pqt")
+    with open(root / "datasets.pqt", "rb") as f:
+        footer_md5 = hashlib.md5(footer(f)[0]).hexdigest()
+    for old_name, column, now in (
+        ("_scan_state.parquet", "id", cache.STATE_FILE),
+        ("_scan_dirs.parquet", "eid", cache.DIRS_FILE),
+    ):
+        state = pq.read_table(root / now)
+        meta = json.loads(state.schema.metadata[b"one_metadata"])
+        meta["datasets_footer_md5"] = footer_md5
+        state = renamed(state, column, ids)
+        state = state.replace_schema_metadata({b"one_metadata": json.dumps(meta).encode()})
+        pq.write_table(state, root / old_name)
+    shutil.rmtree(root / cache.STATE_DIR)
+    return ids
+
+
 # -- a lab registered on an Alyx test server, its data folder served over HTTP -----------------
 
 REMOTE_SESSIONS = {

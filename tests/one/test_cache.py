@@ -80,7 +80,7 @@ def test_ids_are_stable_across_builds_and_locations(tmp_path, tree_builder):
     after = load_tables(moved)
     assert before.sessions.index.tolist() == after.sessions.index.tolist()
     assert before.datasets.index.tolist() == after.datasets.index.tolist()
-    # ids are uuid5s of the session key and relative path in the fixed namespace
+    # ids are uuid3s of the session key and relative path in the fixed namespace
     zm = before.sessions[before.sessions["subject"] == "ZM_1085"].index
     assert session_id("mainenlab/ZM_1085/2019-02-12/001") in zm
     # equal relative paths in different sessions still get different dataset ids
@@ -211,9 +211,11 @@ def test_crash_while_writing_leaves_old_table(tmp_path, tree_builder, monkeypatc
     with pytest.raises(OSError, match="disk full"):
         update_tables(root)
     assert (root / "datasets.pqt").read_bytes() == before
-    assert sorted(p.name for p in root.iterdir() if p.is_file()) == [
+    files = [*root.iterdir(), *(root / cache.STATE_DIR).iterdir()]
+    assert sorted(p.relative_to(root).as_posix() for p in files if p.is_file()) == [
         cache.DIRS_FILE,
         cache.STATE_FILE,
+        cache.LOCK_FILE,
         "datasets.pqt",
         "sessions.pqt",
     ]

@@ -20,9 +20,14 @@ NEW = "KS007/2019-05-01/001"
 
 
 @given(st.text(), st.text())
-def test_ids_are_uuid5s(key, rel_path):
-    assert dataset_id(key, rel_path) == str(uuid.uuid5(ID_NAMESPACE, f"{key}/{rel_path}"))
-    assert cache.session_id(key) == str(uuid.uuid5(ID_NAMESPACE, key))
+def test_ids_are_uuid3s_that_one_api_accepts(key, rel_path):
+    from one.alf.spec import is_uuid, is_uuid_string
+
+    did, eid = dataset_id(key, rel_path), cache.session_id(key)
+    assert did == str(uuid.uuid3(ID_NAMESPACE, f"{key}/{rel_path}"))
+    assert eid == str(uuid.uuid3(ID_NAMESPACE, key))
+    assert is_uuid(did) and is_uuid(eid)  # versions 4 and 3 only
+    assert is_uuid_string(did) and is_uuid_string(eid)
 
 
 def _built(alf_tree):
