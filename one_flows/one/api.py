@@ -7,7 +7,8 @@ username=..., password=...)`` (or ``alyx=`` an `AlyxClient`, or anything with an
 from its data repositories into ``cache_dir`` (see `one_flows.one.alyx`). Calls are ONE-api's
 (``search``, ``search_terms``, ``list_datasets``, ``list_collections``, ``list_revisions``,
 ``list_subjects``, ``get_details``, ``eid2path``, ``path2eid``, ``load_object``,
-``load_dataset``, ``load_datasets``) and the older tutorial's (``list``, ``load``). ``mode``
+``load_dataset``, ``load_datasets``) and the older tutorial's (``list``, ``load``; ``load``
+gives every match of a type: see `One.load`). ``ONE(...)`` is ONE-api's factory. ``mode``
 (and each call's ``query_type``) is ONE's: 'local' answers from the cache tables only, 'remote'
 from Alyx, 'auto' from the cache tables for the sessions they hold and from Alyx for the rest
 (searches go to Alyx, and to the cache tables when Alyx cannot be reached). The query API asks a
@@ -35,7 +36,15 @@ Deliberate differences from ONE-api's ``One``:
 - ``list_datasets(None)``, ``list_collections`` and ``list_revisions`` return sorted lists.
 - ``search(dataset_qc_lte=...)`` without ``datasets`` returns sessions having any dataset at or
   below that QC (ONE returns none), and local ``search`` records include the session ``id``.
-- Unknown sessions give empty listings and ``ALFObjectNotFound`` on load.
+- Unknown sessions give empty listings (ONE's ``list_datasets`` an empty DataFrame) and
+  ``ALFObjectNotFound`` on load.
+- Local mode on a folder without cache tables raises ``NoCacheTables`` (ONE warns, then answers
+  every query empty). ``search(users=...)`` and ``list(None, 'users')`` on cache tables, which
+  hold no users, raise ``NotInSource`` (ONE: an invalid search term).
+- Dataset types, which the cache tables do not hold, are those the file names imply, named as
+  Alyx names them (`one_flows.one.source.dataset_type`); a type asked with or without its
+  namespace finds the same datasets (``sync.times`` and ``_spikeglx_sync.times``), locally and
+  on an Alyx. ``search(dataset_types=...)`` works locally too.
 - Remote: search terms are checked against Alyx 3.6's session filters, known in advance, rather
   than against the schema the server sends (ONE's first request); files come from each file
   record's ``data_url`` (ONE joins its own ``HTTP_DATA_SERVER`` setting with the path), several
@@ -296,9 +305,10 @@ class One:
         field; a list means any of them), ``date_range`` (a date, or a list of one or two dates
         or None, inclusive), ``number`` (one or several), ``datasets`` (regular expressions that
         must each fully match the file name of an existing dataset of the session),
-        ``dataset_types`` (``object.attribute`` names that must all be present) and
-        ``dataset_qc_lte`` (QC at or below which those datasets must be). With ``details``, also
-        return the session records. Results are sorted by date, subject then number, descending.
+        ``dataset_types`` (type names, with or without the namespace, that must all be present)
+        and ``dataset_qc_lte`` (QC at or below which those datasets must be). With ``details``,
+        also return the session records. Results are sorted by date, subject then number,
+        descending.
         """
         source = self._source(query_type)
         terms = {self._complete(k, source): v for k, v in kwargs.items()}

@@ -6,7 +6,11 @@ The methods have the names, arguments and meanings of ONE-api's
 - Per-file work yields outcomes (`FileOutcome`, `SessionReport`), not exceptions: a file that
   cannot be registered is reported with the reason, and the other files go on.
 - Re-running is safe: a session is always looked up before it is created, and files whose size
-  and hash the target already holds are not sent again.
+  and hash the target already holds are not sent again (ONE-api sends them): their record in
+  the answer holds what is known of them (`FileOutcome.dataset`).
+- The answers have ONE-api's shapes (``session, records = register_session(...)``, records from
+  ``register_files``), with the outcomes beside them (`SessionReport`, `RegisteredFiles`).
+- ``create_new_session`` starts the session at the time of ``date`` (ONE-api: at midnight).
 - A session that exists is updated with only the fields the caller gave (ONE-api resets its
   start time to midnight and its type to "Experiment").
 - Session folders are numbered atomically: concurrent ``create_new_session`` calls for one
