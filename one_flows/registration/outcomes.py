@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from one_flows.alf import rel_path_parts
+from one_flows.targets.base import dataset_record
 
 __all__ = [
     "AMBIGUOUS_TYPE",
@@ -83,15 +83,7 @@ def unchanged_record(
 ) -> dict[str, Any]:
     """The record of a file the target holds as it is, which is not sent again: what is known
     of its dataset without asking, under the keys of Alyx's ``register-file`` records."""
-    collection, revision, *_ = rel_path_parts(rel_path, assert_valid=False)
-    return {
-        "id": dataset_id,
-        "name": rel_path.rpartition("/")[2],
-        "collection": collection or "",
-        "revision": revision or "",
-        "dataset_type": dataset_type,
-        "file_size": size,
-    }
+    return dataset_record(dataset_id, rel_path, dataset_type=dataset_type, file_size=size)
 
 
 def _counts(outcomes: Iterable[FileOutcome]) -> dict[Outcome, int]:
