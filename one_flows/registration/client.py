@@ -489,7 +489,10 @@ class RegistrationClient:
         assert report.session is not None and report.eid is not None
         same = entry is not None and entry.eid == report.eid
         kept_fields = fields or (entry.fields if entry is not None and same else None)
-        updated = LedgerSession(report.eid, report.session, kept_fields)
+        record = dict(report.session)
+        if record.get("data_dataset_session_related"):
+            record["data_dataset_session_related"] = []  # kept small: the file rows say it
+        updated = LedgerSession(report.eid, record, kept_fields)
         covered: set[str] = set()
         for outcome in report.files:
             if outcome.rel_path is None:

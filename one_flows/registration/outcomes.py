@@ -150,8 +150,9 @@ class SessionReport:
     def records(self) -> list[dict[str, Any]] | None:
         """The dataset records of the files the target holds as they are (created or unchanged,
         see `FileOutcome.dataset`), in ``files`` order; None without file registration, as
-        ONE-api's. Files skipped or failed have none: ``files`` says why."""
-        if not self.with_files:
+        ONE-api's (or without a session record). Files skipped or failed have none: ``files``
+        says why."""
+        if not self.with_files or self.session is None:
             return None
         return [f.dataset for f in self.files if f.registered and f.dataset is not None]
 

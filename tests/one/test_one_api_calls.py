@@ -2,7 +2,6 @@
 namespaced dataset types, the older tutorial's loads on a session with two probes, and users,
 which the cache tables do not hold."""
 
-import shutil
 import warnings
 
 import numpy as np
@@ -28,29 +27,27 @@ def local(root):
     return One(cache_dir=root, mode="local")
 
 
-def test_one_apis_constructor_keywords(root, tmp_path):
+def test_one_apis_constructor_keywords(root, tmp_path, tree_builder):
     assert ONE(cache_dir=root, mode="local").search() == One(root).search()
     positional = One(root, "local", False)
     assert (positional.mode, positional.wildcards) == ("local", False)
     assert positional.search(subject="ZM_10.5") == []  # a plain substring without wildcards
     assert One(root).search(subject="ZM_10.5") == positional.search(subject="ZM_1085")
+    # The tables in a folder of their own (tables_dir), the files in cache_dir.
+    data = tree_builder(tmp_path / "data")
+    make_parquet_db(data)
     tables = tmp_path / "tables"
     tables.mkdir()
     for name in ("sessions.pqt", "datasets.pqt"):
-        shutil.copy(root / name, tables / name)
-        (root / name).rename(tmp_path / name)  # only tables_dir holds them now
-    try:
-        ours = One(cache_dir=root, mode="local", tables_dir=tables)
-        theirs = one.api.One(cache_dir=root, mode="local", tables_dir=tables)
-        eid = ours.to_eid(ZM)
-        assert ours.search() == [str(e) for e in theirs.search()]
-        np.testing.assert_array_equal(
-            ours.load_dataset(eid, "_ibl_wheel.position.npy"),
-            theirs.load_dataset(eid, "_ibl_wheel.position.npy"),
-        )
-    finally:
-        for name in ("sessions.pqt", "datasets.pqt"):
-            (tmp_path / name).rename(root / name)
+        (data / name).rename(tables / name)
+    ours = One(cache_dir=data, mode="local", tables_dir=tables)
+    theirs = one.api.One(cache_dir=data, mode="local", tables_dir=tables)
+    eid = ours.to_eid(ZM)
+    assert ours.search() == [str(e) for e in theirs.search()]
+    np.testing.assert_array_equal(
+        ours.load_dataset(eid, "_ibl_wheel.position.npy"),
+        theirs.load_dataset(eid, "_ibl_wheel.position.npy"),
+    )
 
 
 def test_tables_dir_with_an_alyx_is_refused(alyx_server, tmp_path):
