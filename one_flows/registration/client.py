@@ -662,10 +662,9 @@ class RegistrationClient:
         Returns what ONE-api's returns: for a list of files, a `RegisteredFiles`, the list of
         the dataset records in input order (None for a file not registered) whose ``outcomes``
         give one `FileOutcome` per file, in the same order; for one file (a str or path), its
-        record or None (``register_files([path]).outcomes[0]`` says why). Files registered as
-        they are already are not sent again (ONE-api sends them): their record is what is known
-        of them (see `FileOutcome.dataset`). With ``dry``, the request bodies that would be sent
-        (the one body for one file), after hashing, sending nothing.
+        record or None (``register_files([path]).outcomes[0]`` says why). With ``dry``, the
+        request bodies that would be sent (the one body for one file), after hashing, sending
+        nothing.
         """
         single = isinstance(file_list, str | os.PathLike)
         paths = [Path(file_list)] if single else list(file_list)
