@@ -427,9 +427,12 @@ def list_(
         console.print(_sessions_table(records))
         return
     try:
-        datasets = one.list_datasets(session)
+        eid = one.to_eid(session)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="SESSION") from None
+    if eid is None:
+        raise typer.BadParameter(f"no such session in {cache_dir}: {session}", param_hint="SESSION")
+    datasets = one.list_datasets(eid)
     for name in datasets:
         console.print(name)
     console.print(f"{len(datasets)} datasets")
