@@ -1,7 +1,13 @@
 """Registration targets: where sessions and datasets are registered (Alyx, or local tables)."""
 
 from one_flows.targets.alyx import AlyxTarget
-from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset, RegistrationTarget
+from one_flows.targets.base import (
+    DatasetType,
+    FileBatch,
+    RegisteredDataset,
+    RegistrationTarget,
+    dataset_record,
+)
 from one_flows.targets.errors import (
     ProtectedDatasets,
     RegistrationRefused,
@@ -21,4 +27,5 @@ __all__ = [
     "RegistrationTarget",
     "TargetError",
     "TargetUnavailable",
+    "dataset_record",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from one_flows.alf import rel_path_parts
+
 # The errors the interface raises, defined with the rest of the targets' tree.
 from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
 
@@ -23,6 +25,7 @@ __all__ = [
     "RegistrationRefused",
     "RegistrationTarget",
     "TargetUnavailable",
+    "dataset_record",
 ]
 
 
@@ -34,6 +37,19 @@ class DatasetType:
 
     name: str
     filename_pattern: str = ""
+
+
+def dataset_record(dataset_id: str, rel_path: str, **fields: Any) -> dict[str, Any]:
+    """A dataset record under Alyx's keys: ``id``, then ``name``, ``collection`` and
+    ``revision`` read from ``rel_path`` (relative to the session folder), then ``fields``."""
+    collection, revision, *_ = rel_path_parts(rel_path, assert_valid=False)
+    return {
+        "id": dataset_id,
+        "name": rel_path.rpartition("/")[2],
+        "collection": collection or "",
+        "revision": revision or "",
+        **fields,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +193,11 @@ class RegistrationTarget(Protocol):
     ) -> list[dict[str, Any]]:
         """The session records of a subject on a date (``YYYY-MM-DD``) with that number (any
         number when None)."""
+        ...
+
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The full record of a session, as creating or updating it returns it (Alyx's search
+        answers a short one); None when there is no such session."""
         ...
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from one_flows.alf import rel_path_parts
 from one_flows.cache import (
     CacheTables,
     dataset_id,
@@ -35,6 +34,7 @@ from one_flows.targets.base import (
     RegisteredDataset,
     RegistrationRefused,
     TargetUnavailable,
+    dataset_record,
 )
 
 __all__ = ["LocalTarget"]
@@ -183,6 +183,12 @@ class LocalTarget:
             sessions = self._tables().sessions
         return self._matching(sessions, subject, date, number, lab)
 
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The row of the sessions table of ``eid``, as a record; None when there is none."""
+        with self._lock:
+            sessions = self._tables().sessions
+        return self._session_record(eid, sessions.loc[eid]) if eid in sessions.index else None
+
     @classmethod
     def _matching(
         cls, sessions: pd.DataFrame, subject: str, date: str, number: int | None, lab: str | None
@@ -303,7 +309,7 @@ class LocalTarget:
             datasets = _upsert(tables.datasets, rows, "datasets")
             self._save(dataclasses.replace(tables, datasets=datasets))
         return [
-            _dataset_record(did, session["id"], name)
+            dataset_record(did, name, session=session["id"])
             for did, name in zip(ids, batch.filenames, strict=True)
         ]
 
@@ -337,14 +343,3 @@ def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, table: str) -> pd.DataFrame
 def _dtypes(table: str) -> dict[str, Any]:
     """The column dtypes of the empty cache ``table`` (sessions or datasets); do not modify."""
     return getattr(CacheTables.empty(), table).dtypes.to_dict()
-
-
-def _dataset_record(did: str, eid: str, rel_path: str) -> dict[str, Any]:
-    collection, revision, *_ = rel_path_parts(rel_path)
-    return {
-        "id": did,
-        "name": rel_path.rpartition("/")[2],
-        "collection": collection or "",
-        "revision": revision or "",
-        "session": eid,
-    }
