@@ -290,7 +290,7 @@ def register_new_sessions(
     cache_dir: Path | None = None,
     flag: str = "create_me.flag",
     dry_run: bool = False,
-    quiet_seconds: float = 60.0,
+    quiet_seconds: float = flags.QUIET_SECONDS,
     max_parallel_sessions: int = 4,
     session_path: Path | None = None,
     options: RegistrationOptions = RegistrationOptions(),  # noqa: B008 (immutable)

@@ -42,7 +42,8 @@ class AlyxCredentials(Block):
 
     _block_type_name = "Alyx Credentials"
     _block_type_slug = "alyx-credentials"
-    _documentation_url = "https://github.com/int-brain-lab/one-flows#alyx-credentials"
+    _logo_url = "https://raw.githubusercontent.com/cortex-lab/alyx/2b60a5dab0e1deab688e7271a2125cfa74ca04af/alyx/ibl/static/ibl/favicon.png"
+    _documentation_url = "https://int-brain-lab.github.io/ONE/_autosummary/one.webclient.html#one.webclient.AlyxClient"
 
     base_url: str = Field(
         default=...,

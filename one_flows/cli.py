@@ -255,12 +255,17 @@ def watch(
         "create_me.flag"
     ),
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between scans.")] = 10.0,
-    debounce: Annotated[
-        float,
-        typer.Option(min=0, help="Seconds a session's flags must settle before it is announced."),
-    ] = 30.0,
+    quiet_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            show_default="the flows' default quiet time",
+            help="Announce a session once its data (files other than flags) are unchanged this "
+            "long; the on-flag deployment's run then checks the same time.",
+        ),
+    ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Announce the flags there are now, then exit.")
+        bool, typer.Option("--once", help="Announce the flagged sessions ready now, then exit.")
     ] = False,
 ) -> None:
     """Announce each newly flagged session under ROOT as a one.session.flagged event.
@@ -269,19 +274,22 @@ def watch(
     Prefect server (PREFECT_API_URL).
     """
     from one_flows.events import emit_session_flagged
-    from one_flows.flags import FlagWatcher
+    from one_flows.flags import QUIET_SECONDS, FlagWatcher
 
     if not _api_url():
         raise typer.BadParameter("watch sends events to a Prefect server: set PREFECT_API_URL")
-    watcher = FlagWatcher(root, interval=interval, debounce=0 if once else debounce, names=(flag,))
+    quiet_seconds = QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    watcher = FlagWatcher(root, interval=interval, quiet_seconds=quiet_seconds, names=(flag,))
     sessions = watcher.poll() if once else watcher.watch()
     try:
         for session in sessions:
-            emit_session_flagged(session, flag)
-            console.print(f"flagged: {session}")
+            emit_session_flagged(session, flag, quiet_seconds)
+            console.print(f"flagged: {session}", soft_wrap=True)  # one journal line each
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
+        for session in watcher.waiting if once else ():
+            console.print(f"not yet quiet for {quiet_seconds:g} s: {session}", soft_wrap=True)
         from prefect.events.worker import EventsWorker
 
         EventsWorker.drain_all()

@@ -8,8 +8,10 @@ so a trigger with ``for_each: [prefect.resource.id]`` debounces per session. The
 ``eid``, ``subject``, ``date``, ``number``, ``lab``, ``session_path``, ``target`` (the target's
 label, e.g. ``alyx:https://alyx.example.org``) and ``dataset_types`` (sorted names).
 
-``one.session.flagged`` is emitted by ``one-flows watch`` when a session gets a flag file; its
-resource is ``one.flag.<session path>`` and its payload holds ``session_path`` and ``flag``.
+``one.session.flagged`` is emitted by ``one-flows watch`` when a newly flagged session is ready;
+its resource is ``one.flag.<session path>`` and its payload holds ``session_path``, ``flag`` and
+``quiet_seconds`` (the quiet time by which the watcher found it ready, for the triggered run to
+check the same).
 """
 
 from __future__ import annotations
@@ -80,11 +82,13 @@ def emit_session_registered(
     )
 
 
-def emit_session_flagged(session_path: str | os.PathLike[str], flag: str) -> Event | None:
-    """Emit ``one.session.flagged`` for a session folder that has a flag file."""
+def emit_session_flagged(
+    session_path: str | os.PathLike[str], flag: str, quiet_seconds: float
+) -> Event | None:
+    """Emit ``one.session.flagged`` for a flagged session found ready with ``quiet_seconds``."""
     path = str(session_path)
     return emit_event(
         SESSION_FLAGGED,
         resource={"prefect.resource.id": f"one.flag.{path}", "prefect.resource.name": path},
-        payload={"session_path": path, "flag": flag},
+        payload={"session_path": path, "flag": flag, "quiet_seconds": quiet_seconds},
     )

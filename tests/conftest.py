@@ -9,6 +9,7 @@ runs flows shares one, with flow-run heartbeats and API logging off. Tests that 
 background services (the scheduler, event triggers) share one `prefect server start` subprocess.
 """
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,3 +56,27 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 
     with PrefectServer(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
+
+
+async def _runs_for_sessions(deployment_ids: list, sessions: list[str]) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    only = DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids)))
+    async with get_client() as client:
+        for _ in range(240):
+            runs = await client.read_flow_runs(deployment_filter=only)
+            if set(sessions) <= {r.parameters.get("session_path") for r in runs}:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)
+        return await client.read_flow_runs(deployment_filter=only)
+
+
+@pytest.fixture
+def runs_for_sessions():
+    """``await runs_for_sessions(deployment_ids, sessions)``: the flow runs of those deployments,
+    once some run has each of ``sessions`` as its ``session_path`` parameter (waiting up to two
+    minutes) and three seconds more, for a run that should not have started to show up. Uses the
+    Prefect API of the current settings."""
+    return _runs_for_sessions

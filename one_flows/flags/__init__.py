@@ -22,9 +22,11 @@ A flag's life, by file name in the session folder (the state is the name, nothin
                                      └─ fail → failed-2 → ... ; the max_attempts-th failure
                                         gives create_me.flag.quarantined: reported, never retried
 
-Before claiming, :func:`is_quiet` tells whether the session's files stopped changing, so a
-half-copied session is not registered; :class:`FlagWatcher` is the polling core of
-``one-flows watch``.  Unusable flags raise (or, during scans, are reported as) :class:`FlagError`.
+Before claiming, :func:`is_quiet` tells whether the session's data (its files other than flags)
+stopped changing for the quiet time (:data:`QUIET_SECONDS` by default), so a half-copied session
+is not registered; :class:`FlagWatcher`, the polling core of ``one-flows watch``, announces a
+newly flagged session by the same rule.  Unusable flags raise (or, during scans, are reported
+as) :class:`FlagError`.
 """
 
 from one_flows.flags.claims import (
@@ -60,7 +62,7 @@ from one_flows.flags.names import (
     FlagState,
     is_flag_file,
 )
-from one_flows.flags.readiness import SessionActivity, is_quiet, session_activity
+from one_flows.flags.readiness import QUIET_SECONDS, SessionActivity, is_quiet, session_activity
 from one_flows.flags.scan import find_flags
 from one_flows.flags.watcher import FlagWatcher
 
@@ -68,6 +70,7 @@ __all__ = [
     "CLAIMABLE",
     "DEFAULT_NAMES",
     "FLAG_SUFFIX",
+    "QUIET_SECONDS",
     "RECORD_PREFIX",
     "Claim",
     "ClaimLost",

@@ -42,7 +42,7 @@ from one_flows.flags.contents import (
     read_flag_text,
 )
 from one_flows.flags.errors import ClaimLost, FlagConflict, FlagError
-from one_flows.flags.names import DEFAULT_NAMES, Flag, FlagState, check_run_id
+from one_flows.flags.names import DEFAULT_NAMES, Flag, FlagState, check_run_id, is_flag_file
 from one_flows.flags.scan import ErrorHandler, find_flags, log_flag_error
 
 try:
@@ -123,6 +123,15 @@ def _move(src: Path, dst: Path) -> None:
 
 def _lock_path(claimed: Path) -> Path:
     return claimed.with_name(f".{claimed.name}.lock")
+
+
+def is_claim_lock(file_name: str) -> bool:
+    """Whether ``file_name`` is the lock file that a claim keeps beside its flag."""
+    return (
+        file_name.startswith(".")
+        and file_name.endswith(".lock")
+        and is_flag_file(file_name[1 : -len(".lock")])
+    )
 
 
 def _hold(claimed: Path) -> None:

@@ -1,56 +1,105 @@
-"""Is a session's data still arriving?  Cheap checks on the session folder's files."""
+"""Is a session ready to register?  The one rule that ``one-flows watch`` and the flows share.
+
+A session is ready when its data have not changed for the quiet time.  Its data are every file
+and folder in the session folder, hidden ones included (copy tools write those), except flag
+files in any state and the lock files of their claims: a new flag is the rig saying "copied",
+and claiming, failing or rewriting a flag is not a copy in progress.
+
+An entry changed when its modification time or its status-change time (ctime) did.  The ctime
+also moves when a copy gives a file its source's old modification time (``cp -p``,
+``rsync -t``) or renames a finished file into place, and nothing but the kernel sets it.  The
+session folder's own modification time is not used, since flags come and go in it; a data file
+deleted from the session folder itself is therefore seen only by comparing two samples
+(``previous``), as the watcher does.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 
+from one_flows.flags.claims import is_claim_lock
+from one_flows.flags.names import is_flag_file
+
+QUIET_SECONDS = 60.0
+"""The quiet time unless told otherwise: ``one-flows watch --quiet-seconds`` and the
+``quiet_seconds`` of the registration flows both default to it."""
+
+
+def _is_flag_bookkeeping(name: str) -> bool:
+    return is_flag_file(name) or is_claim_lock(name)
+
 
 @dataclass(frozen=True)
 class SessionActivity:
-    """A summary of a session folder's files at one moment.
+    """A summary of a session folder's data at one moment.
 
     Attributes
     ----------
-    latest_mtime : float
-        The newest modification time of any file or folder in the session (seconds since the
-        epoch); folders count because adding, removing or renaming a file changes them.
+    latest_change : float
+        The newest modification or status-change time of any data file or folder in the session
+        (seconds since the epoch); minus infinity when the session holds no data.
     files : int
-        The number of files.
+        The number of data files.
     total_size : int
         Their total size in bytes.
     """
 
-    latest_mtime: float
+    latest_change: float
     files: int
     total_size: int
 
+    def is_quiet(
+        self,
+        quiet_seconds: float = QUIET_SECONDS,
+        now: float | None = None,
+        previous: SessionActivity | None = None,
+    ) -> bool:
+        """True if no data changed within ``quiet_seconds`` before ``now`` (default: the time).
+
+        With ``previous`` (an earlier sample of the same session), the file count and total
+        size must also be unchanged.
+        """
+        if quiet_seconds < 0:
+            raise ValueError(f"quiet_seconds must be >= 0, got {quiet_seconds}")
+        now = time.time() if now is None else now
+        if now - self.latest_change < quiet_seconds:
+            return False
+        return previous is None or (previous.files, previous.total_size) == (
+            self.files,
+            self.total_size,
+        )
+
 
 def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
-    """Walk a session folder once (hidden files included: copy tools write those) and summarise it.
+    """Walk a session folder once and summarise its data (flag files left out).
 
     Symbolic links count with their own times and are not followed.  Raises FileNotFoundError
     or NotADirectoryError if the session folder is missing.
     """
     root = os.fspath(session_path)
-    latest = os.stat(root).st_mtime
     if not os.path.isdir(root):
+        os.stat(root)  # FileNotFoundError when missing
         raise NotADirectoryError(f"session folder {root!r} is not a directory")
+    latest = -math.inf
     files = size = 0
     stack = [root]
     while stack:
         try:
             entries = os.scandir(stack.pop())
         except FileNotFoundError:
-            continue  # removed while we walked: that is activity the folder's mtime shows
+            continue  # removed while we walked; the next look sees the change
         with entries:
             for entry in entries:
+                if _is_flag_bookkeeping(entry.name):
+                    continue
                 try:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                latest = max(latest, stat.st_mtime)
+                latest = max(latest, stat.st_mtime, stat.st_ctime)
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 else:
@@ -61,22 +110,14 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
 
 def is_quiet(
     session_path: str | os.PathLike[str],
-    quiet_seconds: float,
+    quiet_seconds: float = QUIET_SECONDS,
     now: float | None = None,
     previous: SessionActivity | None = None,
 ) -> bool:
-    """True if nothing in the session folder changed within the last ``quiet_seconds``.
+    """True if the session's data did not change within ``quiet_seconds`` before ``now``.
 
-    ``now`` (seconds since the epoch) defaults to the current time.  With ``previous`` (an
-    earlier :func:`session_activity`), the file count and total size must also be unchanged,
-    which catches copies that preserve modification times.
+    ``now`` (seconds since the epoch) defaults to the current time; with ``previous`` (an
+    earlier :func:`session_activity`) the file count and total size must also be unchanged,
+    see :meth:`SessionActivity.is_quiet`.
     """
-    if quiet_seconds < 0:
-        raise ValueError(f"quiet_seconds must be >= 0, got {quiet_seconds}")
-    activity = session_activity(session_path)
-    now = time.time() if now is None else now
-    if now - activity.latest_mtime < quiet_seconds:
-        return False
-    return previous is None or (
-        (previous.files, previous.total_size) == (activity.files, activity.total_size)
-    )
+    return session_activity(session_path).is_quiet(quiet_seconds, now, previous)

@@ -1,4 +1,4 @@
-"""Watching a data root for new flags, at a bounded cost per poll, announcing each session once."""
+"""Watching a data root for new flags, cheaply; each newly flagged session announced once ready."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from one_flows.flags.errors import FlagError
-from one_flows.flags.names import CLAIMABLE, DEFAULT_NAMES, Flag, name_pattern
+from one_flows.flags.names import DEFAULT_NAMES, Flag, FlagState, name_pattern
+from one_flows.flags.readiness import QUIET_SECONDS, SessionActivity, session_activity
 from one_flows.flags.scan import ErrorHandler, check_root, flag_in, log_flag_error
 
 # A folder modified this recently may change again within the same mtime tick on coarse file
 # systems, so its listing is not trusted until it is older than this (git's "racy clean").
 _RACY_SECONDS = 2.0
+
+_ANNOUNCED = frozenset({FlagState.PENDING})
 
 _Identity = tuple[int, int, int]  # inode, mtime_ns, size: a rewritten flag gets a new one
 
@@ -28,6 +31,13 @@ class _Folder:
     flags: dict[str, Flag] = field(default_factory=dict)
 
 
+def _activity(session: Path) -> SessionActivity | None:
+    try:
+        return session_activity(session)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _identity(path: Path) -> _Identity | None:
     try:
         stat = path.stat(follow_symlinks=False)
@@ -37,7 +47,7 @@ def _identity(path: Path) -> _Identity | None:
 
 
 class FlagWatcher:
-    """Polls a data root for claimable flags and tells which sessions to announce.
+    """Polls a data root for new flags and tells which sessions to announce, when they are ready.
 
     Each poll stats every folder once and lists only the folders whose modification time
     changed since the last poll (plus the flags already known, which are stat-ed to catch
@@ -45,25 +55,31 @@ class FlagWatcher:
     Hidden folders and symbolic links to folders are skipped, as in
     :func:`~one_flows.flags.scan.find_flags`.
 
-    A new flag (new name, or a rewrite of a known one) opens a debounce window of ``debounce``
-    seconds for its session; further new flags of that session within the window join it, and
-    when it closes the session is announced once.  Flags present at the first poll count as new.
+    A new pending flag (new name, or a rewrite of a known one) puts its session on a waiting
+    list, and the session is announced once, at the first poll at which it is ready by the rule
+    the registration flows apply before claiming
+    (:meth:`~one_flows.flags.readiness.SessionActivity.is_quiet` with ``quiet_seconds``), its
+    data files also unchanged in number and size since the previous poll.  Flags present at the
+    first poll count as new.  Failed flags are not announced: the periodic sweep retries them at
+    its own pace, where announcing them at once could spend a session's attempts in a minute.
     """
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         interval: float = 10.0,
-        debounce: float = 30.0,
+        quiet_seconds: float = QUIET_SECONDS,
         names: Collection[str] = DEFAULT_NAMES,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         on_error: ErrorHandler | None = log_flag_error,
     ) -> None:
-        if interval <= 0 or debounce < 0:
-            raise ValueError(f"need interval > 0 and debounce >= 0, got {interval}, {debounce}")
+        if interval <= 0 or quiet_seconds < 0:
+            raise ValueError(
+                f"need interval > 0 and quiet_seconds >= 0, got {interval}, {quiet_seconds}"
+            )
         self.root = check_root(root)
         self.interval = interval
-        self.debounce = debounce
+        self.quiet_seconds = quiet_seconds
         self.names = tuple(names)
         name_pattern(self.names)  # validates the names
         self._clock = clock
@@ -71,7 +87,7 @@ class FlagWatcher:
         self._folders: dict[str, _Folder] = {}
         self._seen: dict[Path, _Identity] = {}
         self._reported: dict[str, _Identity | None] = {}
-        self._windows: dict[Path, float] = {}
+        self._waiting: dict[Path, SessionActivity | None] = {}
 
     def _list(self, folder: str, mtime_ns: int) -> _Folder:
         listing = _Folder(mtime_ns, time.time() - mtime_ns / 1e9 > _RACY_SECONDS)
@@ -81,7 +97,7 @@ class FlagWatcher:
                 if name[0] == ".":
                     continue
                 if name.startswith(self.names):
-                    found = flag_in(folder, entry, self.names, CLAIMABLE)
+                    found = flag_in(folder, entry, self.names, _ANNOUNCED)
                     if isinstance(found, Flag):
                         listing.flags[name] = found
                         continue
@@ -120,17 +136,30 @@ class FlagWatcher:
         self._folders = folders
         return present
 
+    @property
+    def waiting(self) -> list[Path]:
+        """The newly flagged sessions not announced yet because their data are still changing."""
+        return sorted(self._waiting)
+
     def poll(self) -> list[Path]:
-        """Scan once; return the sessions whose debounce window closed, each once, sorted."""
+        """Scan once; return the newly flagged sessions that are now ready, each once, sorted."""
         now = self._clock()
         present = self._scan()
         for path, (identity, session) in present.items():
             if self._seen.get(path) != identity:
-                self._windows.setdefault(session, now)
+                self._waiting.setdefault(session, None)
         self._seen = {path: identity for path, (identity, _) in present.items()}
-        due = sorted(s for s, opened in self._windows.items() if now - opened >= self.debounce)
-        for session in due:
-            del self._windows[session]
+        flagged = {session for _, session in present.values()}
+        due = []
+        for session, previous in sorted(self._waiting.items()):
+            activity = _activity(session) if session in flagged else None
+            if activity is None:  # claimed, unflagged or removed meanwhile: nothing to announce
+                del self._waiting[session]
+            elif activity.is_quiet(self.quiet_seconds, now, previous):
+                del self._waiting[session]
+                due.append(session)
+            else:
+                self._waiting[session] = activity
         return due
 
     def watch(self, stop: threading.Event | None = None) -> Iterator[Path]:

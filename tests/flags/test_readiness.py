@@ -1,60 +1,106 @@
-"""is_quiet: a session is ready once nothing in it changed for the quiet time."""
+"""The readiness rule: a session is ready once its data, not its flags, are quiet for a while."""
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from one_flows.flags import is_quiet, session_activity
+from one_flows.flags import claim, fail, find_flags, is_quiet, session_activity, write_flag
 
 MakeSession = Callable[..., Path]
-NOW = 1_700_000_000.0
 
 
-def _age_everything(session: Path, seconds_ago: float) -> None:
-    stamp = NOW - seconds_ago
-    for folder, subfolders, files in os.walk(session, topdown=False):
-        for name in files + subfolders:
-            os.utime(os.path.join(folder, name), (stamp, stamp), follow_symlinks=False)
-        os.utime(folder, (stamp, stamp))
+def _latest_data_change(session: Path) -> float:
+    """The newest modification or status change of the data ``make_session`` wrote."""
+    paths = [session / "alf", *(session / "alf").iterdir()]
+    return max(max(p.lstat().st_mtime, p.lstat().st_ctime) for p in paths)
 
 
-def test_a_session_untouched_for_the_quiet_time_is_quiet(make_session: MakeSession) -> None:
-    session = make_session()
-    _age_everything(session, 120)
-    assert is_quiet(session, 60, now=NOW)
-    assert not is_quiet(session, 121, now=NOW)
+def _after(stamp: float) -> None:
+    """Wait until the file-system clock has moved past ``stamp``, so later changes are later."""
+    while time.time() < stamp + 0.05:
+        time.sleep(0.01)
 
 
-@pytest.mark.parametrize(
-    "touched",
-    ["alf/obj0.attr.npy", "alf", ".", "raw_video_data/.video.mp4.partial"],
-)
-def test_a_recent_change_anywhere_makes_the_session_busy(
-    make_session: MakeSession, touched: str
-) -> None:
-    session = make_session()
-    (session / "raw_video_data").mkdir()
-    (session / "raw_video_data" / ".video.mp4.partial").write_bytes(b"")  # hidden: rsync temp
-    _age_everything(session, 120)
-    os.utime(session / touched, (NOW - 5, NOW - 5))
-    assert not is_quiet(session, 60, now=NOW)
-
-
-def test_the_two_sample_check_catches_copies_that_keep_old_mtimes(
+def test_a_session_whose_data_are_quiet_is_ready_however_new_its_flag(
     make_session: MakeSession,
 ) -> None:
     session = make_session()
-    _age_everything(session, 120)
-    before = session_activity(session)
-    assert (before.files, before.total_size) == (2, 1 + 2)
-    assert is_quiet(session, 60, now=NOW, previous=before)
+    latest = _latest_data_change(session)
+    _after(latest)
+    flag = write_flag(session, ["alf/obj0.attr.npy"])
+    future = latest + 3600
+    os.utime(flag, (future, future))
+    os.utime(session, (future, future))  # the flag's arrival changed the session folder
+    assert is_quiet(session, 60, now=latest + 60)
+    assert not is_quiet(session, 60, now=latest + 59)
+    held = claim(next(find_flags(session)), "run1")  # renamed, with a lock file beside it
+    assert held is not None and any(p.name.endswith(".lock") for p in session.iterdir())
+    assert is_quiet(session, 60, now=latest + 60)
+    fail(held, "unknown subject")  # a history line appended, renamed failed-1
+    assert is_quiet(session, 60, now=latest + 60)
+    assert session_activity(session).files == 2
+
+
+def test_a_growing_data_file_is_not_ready(make_session: MakeSession) -> None:
+    session = make_session()
+    write_flag(session)
+    latest = _latest_data_change(session)
+    assert is_quiet(session, 60, now=latest + 60)
+    _after(latest)
     with open(session / "alf" / "obj0.attr.npy", "ab") as stream:
         stream.write(b"more")
-    _age_everything(session, 120)  # cp -p / rsync -t set the source's old times
-    assert is_quiet(session, 60, now=NOW)
-    assert not is_quiet(session, 60, now=NOW, previous=before)
+    assert not is_quiet(session, 60, now=latest + 60)
+    assert is_quiet(session, 60, now=_latest_data_change(session) + 60)
+
+
+def test_a_copy_that_keeps_old_modification_times_is_seen(make_session: MakeSession) -> None:
+    session = make_session()
+    latest = _latest_data_change(session)
+    _after(latest)
+    copied = session / "alf" / "obj9.attr.npy"
+    copied.write_bytes(b"copied")
+    os.utime(copied, (latest - 86400, latest - 86400))  # cp -p, rsync -t: the source's times
+    os.utime(session / "alf", (latest - 86400, latest - 86400))
+    assert not is_quiet(session, 60, now=latest + 60)
+
+
+@pytest.mark.parametrize("change", ["hidden partial file", "file added and removed in a folder"])
+def test_a_change_anywhere_below_the_session_folder_counts(
+    make_session: MakeSession, change: str
+) -> None:
+    session = make_session()
+    latest = _latest_data_change(session)
+    _after(latest)
+    if change == "hidden partial file":
+        (session / "raw_video_data").mkdir()
+        (session / "raw_video_data" / ".video.mp4.partial").write_bytes(b"")  # rsync's temp
+    else:
+        (session / "alf" / "tmp").write_bytes(b"")
+        (session / "alf" / "tmp").unlink()
+    assert not is_quiet(session, 60, now=latest + 60)
+
+
+def test_a_second_sample_sees_what_times_cannot(make_session: MakeSession) -> None:
+    session = make_session()
+    (session / "raw.bin").write_bytes(b"12345")
+    before = session_activity(session)
+    assert (before.files, before.total_size) == (3, 1 + 2 + 5)
+    later = before.latest_change + 60
+    (session / "raw.bin").unlink()  # leaves no data entry with a new time
+    assert is_quiet(session, 60, now=later)
+    assert not is_quiet(session, 60, now=later, previous=before)
+    assert is_quiet(session, 60, now=later, previous=session_activity(session))
+
+
+def test_a_session_holding_only_its_flag_is_ready_at_once(root: Path) -> None:
+    session = root / "lab/Subjects/sub/2020-01-01/001"
+    session.mkdir(parents=True)
+    write_flag(session)
+    assert is_quiet(session, 3600)
+    assert session_activity(session).files == 0
 
 
 def test_bad_input_is_refused(make_session: MakeSession, tmp_path: Path) -> None:

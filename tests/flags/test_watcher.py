@@ -1,23 +1,39 @@
-"""FlagWatcher: debounced, once-per-session announcements, and polls that skip unchanged folders."""
+"""FlagWatcher: each newly flagged session announced once, when ready; polls that skip unchanged
+folders."""
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from one_flows.flags import FlagError, FlagWatcher, claim, fail, find_flags, write_flag
+from one_flows.flags import (
+    QUIET_SECONDS,
+    FlagError,
+    FlagWatcher,
+    claim,
+    fail,
+    find_flags,
+    release,
+    write_flag,
+)
 
 MakeSession = Callable[..., Path]
 
 
 class FakeClock:
+    """The watcher's "now": starts at the real time (file times are real) and moves when told."""
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
+
+    def restart(self) -> None:
+        self.now = time.time()
 
 
 @pytest.fixture
@@ -25,55 +41,121 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _watcher(root: Path, clock: FakeClock, debounce: float = 10, **kwargs: object) -> FlagWatcher:
-    return FlagWatcher(root, interval=1, debounce=debounce, clock=clock, **kwargs)
+@pytest.fixture
+def flagged(make_session: MakeSession) -> Path:
+    """A session with a pending flag, its data written just now."""
+    session = make_session()
+    write_flag(session)
+    return session
 
 
-def test_flags_within_the_window_give_one_announcement(
+def _watcher(root: Path, clock: FakeClock, quiet: float = 10, **kwargs: object) -> FlagWatcher:
+    """A watcher whose clock starts now, after the test's data were written."""
+    clock.restart()
+    return FlagWatcher(root, interval=1, quiet_seconds=quiet, clock=clock, **kwargs)
+
+
+def test_a_session_is_announced_once_its_data_are_quiet(
     root: Path, make_session: MakeSession, clock: FakeClock
 ) -> None:
     session = make_session()
     watcher = _watcher(root, clock)
     assert watcher.poll() == []
     write_flag(session)
-    assert watcher.poll() == []
-    clock.now += 4
-    write_flag(session, ["alf/obj0.attr.npy"])  # a rewrite
     write_flag(session, name="register_me.flag")  # not watched: default names only
     assert watcher.poll() == []
-    clock.now += 6
+    clock.now += 10
     assert watcher.poll() == [session]
     clock.now += 100
     assert watcher.poll() == []
+    assert FlagWatcher(root).quiet_seconds == QUIET_SECONDS
+
+
+def test_a_new_flag_on_quiet_data_is_announced_at_the_next_poll(
+    root: Path, make_session: MakeSession, clock: FakeClock
+) -> None:
+    session = make_session()
+    watcher = _watcher(root, clock)
+    clock.now += 10
+    assert watcher.poll() == []
+    write_flag(session)  # newer than the data, and than the clock: flags are not data
+    assert watcher.poll() == [session]
+
+
+def test_data_still_arriving_hold_the_announcement(
+    root: Path, flagged: Path, clock: FakeClock
+) -> None:
+    session = flagged
+    watcher = _watcher(root, clock)
+    clock.now += 8
+    assert watcher.poll() == []
+    os.utime(session / "alf" / "obj0.attr.npy", (clock.now, clock.now))  # written to, now
+    clock.now += 8
+    assert watcher.poll() == []  # 16 s after the flag, but only 8 after the data changed
+    assert watcher.waiting == [session]
+    clock.now += 8
+    assert watcher.poll() == [session]
+    assert watcher.waiting == []
+
+
+def test_a_change_between_polls_that_times_cannot_show_holds_one_more_poll(
+    root: Path, make_session: MakeSession, clock: FakeClock
+) -> None:
+    session = make_session()
+    (session / "raw.bin").write_bytes(b"12345")
+    write_flag(session)
+    watcher = _watcher(root, clock)
+    assert watcher.poll() == []
+    (session / "raw.bin").unlink()  # changes only the session folder, whose time is not data
+    clock.now += 10
+    assert watcher.poll() == []  # one file fewer than at the last poll
+    assert watcher.poll() == [session]
 
 
 def test_sessions_are_announced_separately_and_sorted(
     root: Path, make_session: MakeSession, clock: FakeClock
 ) -> None:
     first, second = make_session("sub/2020-01-01/001"), make_session("sub/2020-01-01/002")
-    write_flag(second)
+    for session in (first, second):
+        write_flag(session)
     watcher = _watcher(root, clock)
     assert watcher.poll() == []  # flags present at start count as new
-    clock.now += 5
-    write_flag(first)
-    assert watcher.poll() == []
-    clock.now += 5
-    assert watcher.poll() == [second]
-    clock.now += 5
+    with open(second / "alf" / "obj0.attr.npy", "ab") as stream:
+        stream.write(b"more")
+    clock.now += 10
     assert watcher.poll() == [first]
+    clock.now += 10
+    assert watcher.poll() == [second]
+    write_flag(first, ["alf/obj0.attr.npy"])  # a rewrite is a new request
+    write_flag(second, ["alf/obj1.attr.npy"])
+    assert watcher.poll() == [first, second]
 
 
-def test_a_flag_back_in_the_pool_is_announced_again(
-    root: Path, make_session: MakeSession, clock: FakeClock
+def test_a_released_flag_is_announced_again_a_failed_one_is_left_to_the_sweep(
+    root: Path, flagged: Path, clock: FakeClock
 ) -> None:
-    session = make_session()
-    write_flag(session)
-    watcher = _watcher(root, clock, debounce=0)
+    session = flagged
+    watcher = _watcher(root, clock, quiet=0)
     assert watcher.poll() == [session]
     held = claim(next(find_flags(root)), "run1")
     assert watcher.poll() == []
-    fail(held, "boom")
+    release(held)
     assert watcher.poll() == [session]
+    held = claim(next(find_flags(root)), "run2")
+    assert watcher.poll() == []
+    fail(held, "boom")
+    assert watcher.poll() == []
+    assert [f.path.name for f in find_flags(root)] == ["create_me.flag.failed-1"]
+
+
+def test_a_session_claimed_while_waiting_is_not_announced(
+    root: Path, flagged: Path, clock: FakeClock
+) -> None:
+    watcher = _watcher(root, clock)
+    assert watcher.poll() == []
+    claim(next(find_flags(root)), "sweep")
+    clock.now += 10
+    assert watcher.poll() == []
 
 
 def test_a_rewrite_in_place_is_seen_without_a_folder_change(
@@ -83,7 +165,7 @@ def test_a_rewrite_in_place_is_seen_without_a_folder_change(
     flag = write_flag(session)
     old = 1_600_000_000
     os.utime(session, (old, old))  # old enough for the watcher to trust its listing
-    watcher = _watcher(root, clock, debounce=0)
+    watcher = _watcher(root, clock, quiet=0)
     assert watcher.poll() == [session]
     flag.write_text("alf/obj0.attr.npy\n")
     os.utime(session, (old, old))
@@ -116,7 +198,8 @@ def test_unchanged_folders_are_not_listed_again(
     assert listed == []
     write_flag(sessions[2])
     watcher.poll()
-    assert listed == [str(sessions[2])]
+    assert listed[0] == str(sessions[2])  # then only its readiness is looked at
+    assert {Path(p) for p in listed[1:]} <= {sessions[2], sessions[2] / "alf"}
 
 
 def test_unusable_flags_are_reported_once(
@@ -125,18 +208,17 @@ def test_unusable_flags_are_reported_once(
     (root / "not_a_session").mkdir()
     write_flag(root / "not_a_session")
     errors: list[FlagError] = []
-    watcher = _watcher(root, clock, on_error=errors.append, debounce=0)
+    watcher = _watcher(root, clock, on_error=errors.append, quiet=0)
     for _ in range(3):
         assert watcher.poll() == []
         clock.now += 5
     assert [e.flag for e in errors] == [str(root / "not_a_session" / "create_me.flag")]
 
 
-def test_watch_yields_until_stopped(root: Path, make_session: MakeSession) -> None:
-    session = make_session()
-    write_flag(session)
+def test_watch_yields_until_stopped(root: Path, flagged: Path) -> None:
+    session = flagged
     stop = threading.Event()
-    watcher = FlagWatcher(root, interval=0.01, debounce=0)
+    watcher = FlagWatcher(root, interval=0.01, quiet_seconds=0)
     announced = []
     for found in watcher.watch(stop):
         announced.append(found)
@@ -147,5 +229,7 @@ def test_watch_yields_until_stopped(root: Path, make_session: MakeSession) -> No
 def test_bad_settings_are_refused(root: Path) -> None:
     with pytest.raises(ValueError, match="interval"):
         FlagWatcher(root, interval=0)
+    with pytest.raises(ValueError, match="quiet_seconds"):
+        FlagWatcher(root, quiet_seconds=-1)
     with pytest.raises(FileNotFoundError):
         FlagWatcher(root / "missing")

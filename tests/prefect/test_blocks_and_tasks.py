@@ -1,6 +1,8 @@
 """The AlyxCredentials block, the retry condition and the tasks that wrap the library."""
 
 import inspect
+import re
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -37,8 +39,11 @@ class TestAlyxCredentialsBlock(BlockStandardTestSuite):
         return AlyxCredentials
 
     def test_has_a_valid_image(self, block):
-        # The standard check downloads the logo; the block has none, so the UI shows its default.
-        assert block._logo_url is None
+        # The standard check downloads the logo, which needs the internet; offline, the URL is
+        # checked to be an image pinned to a commit, as Prefect's own blocks pin theirs.
+        url = urlsplit(block._logo_url)
+        assert (url.scheme, url.netloc) == ("https", "raw.githubusercontent.com")
+        assert re.fullmatch(r"/[\w.-]+/[\w.-]+/[0-9a-f]{40}/[\w./+-]+\.png", url.path)
 
 
 def test_block_logs_in_to_alyx(alyx_server):

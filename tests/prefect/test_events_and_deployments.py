@@ -213,7 +213,7 @@ def test_serve_reads_schedules_triggers_and_limits_from_prefect_yaml():
 
 
 def test_watch_announces_each_flagged_session_once(prefect_api, sample_root):
-    result = CliRunner().invoke(app, ["watch", str(sample_root), "--once"])
+    result = CliRunner().invoke(app, ["watch", str(sample_root), "--once", "--quiet-seconds", "0"])
     assert result.exit_code == 0, result.output
     sessions = {str(p.parent) for p in sample_root.rglob("create_me.flag")}
     assert result.output.count("flagged:") == len(sessions) == 6
@@ -225,4 +225,6 @@ def test_watch_announces_each_flagged_session_once(prefect_api, sample_root):
     assert {e["resource"]["prefect.resource.id"] for e in events} == {
         f"one.flag.{s}" for s in sessions
     }
-    assert {e["payload"]["flag"] for e in events} == {"create_me.flag"}
+    assert {(e["payload"]["flag"], e["payload"]["quiet_seconds"]) for e in events} == {
+        ("create_me.flag", 0)
+    }
