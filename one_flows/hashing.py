@@ -9,13 +9,20 @@ large recordings. This module guarantees:
   digesting large buffers, so N cores give close to N times the single-file throughput.
 - One outcome per input: ``hash_files`` never stops a batch because one file is bad. Each input
   gets a ``FileHash`` in input order, carrying either an md5 or the reason there is none.
-- No wrong digest: a file whose size, mtime_ns, inode or device differ between the stat before
-  and after reading it (appended to, rewritten, replaced or deleted meanwhile), or whose byte
-  count differs from its size, is reported as ``CHANGED`` without a digest and is not cached.
-- Cache correctness: ``DigestCache`` answers only for a file whose absolute path, size,
-  mtime_ns, inode and device all equal those recorded with the digest. A file modified less
-  than ``RACY_WINDOW_NS`` before it was hashed is not cached, because a same-size rewrite
-  within the filesystem's timestamp granularity would leave every key field unchanged.
+- No wrong digest: a file whose `StatIdentity` differs between the stat before and after
+  reading it (appended to, rewritten, replaced or deleted meanwhile), or whose byte count
+  differs from its size, is reported as ``CHANGED`` without a digest and is not cached.
+- Cache correctness: ``DigestCache`` answers only for a file whose absolute path and
+  `StatIdentity` (size, mtime_ns, inode, device and ctime_ns) all equal those recorded with the
+  digest. The ctime is what the kernel sets on any change and no program can set, so an edit
+  that keeps the size and puts the mtime back (``touch -r``, copy tools that keep times) misses
+  too. A file modified less than ``RACY_WINDOW_NS`` before it was hashed is not cached, because
+  a same-size rewrite within the filesystem's timestamp granularity would leave every key field
+  unchanged.
+- What the cache cannot see: a same-size edit that restores the ctime as well (changing the
+  system clock, or writing the disk under the filesystem), and on filesystems without a ctime of
+  their own (FAT, exFAT, some network mounts report the mtime as ctime) a same-size edit whose
+  mtime was put back. ``hash_files`` without a cache always reads.
 - Symbolic links are followed: the digest is the target's; a broken link is ``MISSING``.
 """
 
@@ -47,8 +54,10 @@ __all__ = [
     "DigestCache",
     "FileHash",
     "ProgressCallback",
+    "StatIdentity",
     "hash_files",
     "md5",
+    "stat_identity",
 ]
 
 CHUNK_SIZE = 1 << 20
@@ -131,9 +140,13 @@ def md5(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> str:
         return _digest_stream(f, memoryview(bytearray(chunk_size)))[0]
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """The stat fields that change when a file's content may have: size, mtime_ns, inode, device."""
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+StatIdentity = tuple[int, int, int, int, int]
+"""A file's (size, mtime_ns, inode, device, ctime_ns): what changes when its content may have."""
+
+
+def stat_identity(st: os.stat_result) -> StatIdentity:
+    """The `StatIdentity` of a stat result."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns
 
 
 def _int64(value: int) -> int:
@@ -144,33 +157,40 @@ def _int64(value: int) -> int:
 class DigestCache(SharedSQLiteFile):
     """A persistent map from a file's identity to its md5, in an SQLite file.
 
-    The identity is (absolute path, size, mtime_ns, inode, device); ``get`` answers only when
-    all of them match what ``put`` recorded, so a modified or replaced file misses. One row is
-    kept per path. Instances are thread-safe, and several processes may share one cache file
-    (write-ahead logging, waits up to ``timeout`` seconds for a lock). ``":memory:"`` gives a
-    private cache that lives as long as the instance.
+    The identity is the absolute path and the `StatIdentity` (size, mtime_ns, inode, device,
+    ctime_ns); ``get`` answers only when all of them match what ``put`` recorded, so a modified
+    or replaced file misses. One row is kept per path. Instances are thread-safe, and several
+    processes may share one cache file (write-ahead logging, waits up to ``timeout`` seconds for
+    a lock). ``":memory:"`` gives a private cache that lives as long as the instance.
+
+    Files written before the ctime was part of the key get the column added; their rows have
+    none, so they miss once and are replaced.
     """
 
     KIND = "digest cache"
     TABLES = (
         "CREATE TABLE IF NOT EXISTS digests ("
         " path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-        " inode INTEGER NOT NULL, device INTEGER NOT NULL, md5 TEXT NOT NULL"
+        " inode INTEGER NOT NULL, device INTEGER NOT NULL, md5 TEXT NOT NULL, ctime_ns INTEGER"
         ") WITHOUT ROWID",
     )
+    ADDED_COLUMNS = (("digests", "ctime_ns", "INTEGER"),)
 
     @staticmethod
-    def _key(path: str | os.PathLike[str], st: os.stat_result) -> tuple[bytes, int, int, int, int]:
+    def _key(
+        path: str | os.PathLike[str], st: os.stat_result
+    ) -> tuple[bytes, int, int, int, int, int]:
         # Bytes, not str: POSIX paths need not be valid UTF-8.
-        size, mtime_ns, inode, device = _identity(st)
-        return os.fsencode(os.path.abspath(path)), size, mtime_ns, _int64(inode), _int64(device)
+        size, mtime_ns, inode, device, ctime_ns = stat_identity(st)
+        absolute = os.fsencode(os.path.abspath(path))
+        return absolute, size, mtime_ns, _int64(inode), _int64(device), ctime_ns
 
     def get(self, path: str | os.PathLike[str], st: os.stat_result) -> str | None:
         """Return the recorded md5 of ``path`` if ``st`` (its current stat) matches, else None."""
         with self._lock:
             row = self._db.execute(
                 "SELECT md5 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND inode=?"
-                " AND device=?",
+                " AND device=? AND ctime_ns=?",
                 self._key(path, st),
             ).fetchone()
         return None if row is None else row[0]
@@ -181,8 +201,8 @@ class DigestCache(SharedSQLiteFile):
             raise ValueError(f"md5 must be 32 lowercase hex digits, got {md5!r}")
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO digests (path, size, mtime_ns, inode, device, md5)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO digests (path, size, mtime_ns, inode, device,"
+                " ctime_ns, md5) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*self._key(path, st), md5),
             )
 
@@ -284,7 +304,7 @@ class _Batch:
                 after = os.stat(path)
             except OSError:
                 return FileHash(path, None, None, CHANGED)
-            if nread != before.st_size or _identity(before) != _identity(after):
+            if nread != before.st_size or stat_identity(before) != stat_identity(after):
                 return FileHash(path, after.st_size, None, CHANGED)
             if self.cache is not None and time.time_ns() - after.st_mtime_ns >= RACY_WINDOW_NS:
                 self.cache.put(path, after, digest)

@@ -8,17 +8,21 @@ data folder run while the server imports itself and migrates its database. The c
 ``PREFECT_API_URL`` at it (`use`), so everything Prefect does in the process goes to that server.
 
 `PrefectAPIProcess` is the part common to it and the full server the tests start
-(`one_flows.testing.prefect_server.PrefectServer`): the port, the start-up wait, the stop.
+(`one_flows.testing.prefect_server.PrefectServer`): the port, the start-up wait, the stop, and
+on Linux the end of the server when the process that started it dies, however it dies (SIGKILL
+included), so that no server is left running.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -35,6 +39,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux's ``prctl`` option: the signal a process gets when the thread that created it ends."""
+
+
+def dies_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for `subprocess.Popen` after which the child gets SIGTERM when this
+    process ends (Linux; None elsewhere, where there is nothing to set).
+
+    The kernel sends the signal when the *thread* that started the child ends, so start it from
+    a thread that lives as long as the process (the main thread).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up here, not in the child, which must run no more than it has to before exec.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the signal was set
+            os._exit(1)
+
+    return set_death_signal
 
 
 def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
@@ -87,7 +116,11 @@ class PrefectAPIProcess:
         return {}
 
     def launch(self) -> Self:
-        """Start the server process; return without waiting for it to answer."""
+        """Start the server process; return without waiting for it to answer.
+
+        On Linux the server ends when this process does, even when it is killed (see
+        `dies_with_this_process`; call from the main thread).
+        """
         if self._process is not None:
             return self
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +132,7 @@ class PrefectAPIProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=dies_with_this_process(),
             )
         self._launched_at = time.monotonic()
         return self

@@ -41,14 +41,18 @@ class SharedSQLiteFile:
     """Base of an SQLite file with a fixed schema, shared by threads and processes.
 
     Subclasses name their ``KIND`` (for messages), the ``TABLES`` they create and the
-    ``SCHEMA_VERSION`` they read; a file of another version is refused. ``":memory:"`` gives a
-    private database that lives as long as the instance. Instances are thread-safe: methods
-    hold ``_lock`` around their use of ``_db``.
+    ``SCHEMA_VERSION`` they read; a file of another version is refused. ``ADDED_COLUMNS`` are
+    (table, column, type) of nullable columns added to ``TABLES`` within the version: they are
+    added to files made before, whose rows get NULL there, and older code that does not know
+    them still reads and writes the file. ``":memory:"`` gives a private database that lives as
+    long as the instance. Instances are thread-safe: methods hold ``_lock`` around their use of
+    ``_db``.
     """
 
     KIND: ClassVar[str]
     TABLES: ClassVar[tuple[str, ...]]
     SCHEMA_VERSION: ClassVar[int] = 1
+    ADDED_COLUMNS: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = path if path == ":memory:" else Path(path)
@@ -73,6 +77,15 @@ class SharedSQLiteFile:
             raise sqlite3.DatabaseError(
                 f"schema version {version}, this version of one_flows reads {self.SCHEMA_VERSION}"
             )
+        for table, column, kind in self.ADDED_COLUMNS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column in columns:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # else another process added it first
+                    raise
 
     def close(self) -> None:
         """Close the database connection."""

@@ -15,6 +15,7 @@ deleted from the session folder itself is therefore seen only by comparing two s
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 from one_flows.flags.claims import is_claim_lock
 from one_flows.flags.names import is_flag_file
+
+_log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 60.0
 """The quiet time unless told otherwise: ``one-flows watch --quiet-seconds`` and the
@@ -77,7 +80,9 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
     """Walk a session folder once and summarise its data (flag files left out).
 
     Symbolic links count with their own times and are not followed.  Raises FileNotFoundError
-    or NotADirectoryError if the session folder is missing.
+    or NotADirectoryError if the session folder is missing.  A folder or file inside it that
+    cannot be read (no permission, a path longer than the system allows) is left out with a
+    warning: registration then fails that session, naming it.
     """
     root = os.fspath(session_path)
     if not os.path.isdir(root):
@@ -91,6 +96,9 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
             entries = os.scandir(stack.pop())
         except FileNotFoundError:
             continue  # removed while we walked; the next look sees the change
+        except OSError as exc:
+            _log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+            continue
         with entries:
             for entry in entries:
                 if _is_flag_bookkeeping(entry.name):
@@ -98,6 +106,9 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
                 try:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    _log.warning("cannot stat %s: %s", exc.filename, exc.strerror)
                     continue
                 latest = max(latest, stat.st_mtime, stat.st_ctime)
                 if entry.is_dir(follow_symlinks=False):

@@ -11,15 +11,23 @@ from one_flows.registration.client import (
     RegistrationClient,
     default_digest_cache_path,
     default_ledger_path,
+    default_lock_folder,
 )
-from one_flows.registration.errors import MemberNotFound, RegistrationError, SubjectNotFound
+from one_flows.registration.errors import (
+    MemberNotFound,
+    RegistrationError,
+    SessionFolderUnreadable,
+    SubjectNotFound,
+)
 from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files
 from one_flows.registration.ledger import LedgerFile, LedgerSession, RegistrationLedger
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
+    LINK_LOOP,
     NO_DATASET_TYPE,
     NOT_ALF,
     NOT_IN_SESSION,
+    NOT_UTF8,
     PROTECTED,
     UNKNOWN_EXTENSION,
     FileOutcome,
@@ -32,8 +40,10 @@ from one_flows.registration.sessions import SessionKey, ensure_ISO8601, make_ses
 __all__ = [
     "AMBIGUOUS_TYPE",
     "DEFAULT_BATCH_SIZE",
+    "LINK_LOOP",
     "NOT_ALF",
     "NOT_IN_SESSION",
+    "NOT_UTF8",
     "NO_DATASET_TYPE",
     "PROTECTED",
     "UNKNOWN_EXTENSION",
@@ -47,11 +57,13 @@ __all__ = [
     "RegistrationClient",
     "RegistrationError",
     "RegistrationLedger",
+    "SessionFolderUnreadable",
     "SessionKey",
     "SessionReport",
     "SubjectNotFound",
     "default_digest_cache_path",
     "default_ledger_path",
+    "default_lock_folder",
     "ensure_ISO8601",
     "make_session_folder",
     "next_revision",

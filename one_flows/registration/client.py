@@ -7,6 +7,15 @@ The methods have the names, arguments and meanings of ONE-api's
   cannot be registered is reported with the reason, and the other files go on.
 - Re-running is safe: a session is always looked up before it is created, and files whose size
   and hash the target already holds are not sent again.
+- One session, one record, whatever its folder is called: creation is serialised per subject,
+  date and number (`session_lock`) across the threads and processes of a machine, so folders
+  naming the same session (``001``, ``01``, ``1``, with or without ``lab/Subjects``) share the
+  first one's record. Records that other machines created for it are reported in
+  ``SessionReport.duplicates``; see `RegistrationClient.register_session`.
+- New session folders are numbered past both the local folders and the target's sessions of
+  that subject and day (ONE-api looks at the local disk only).
+- Datasets registered to a session whose file is gone from the folder are reported
+  (``SessionReport.deleted``), and marked missing where the target records it.
 - A session that exists is updated with only the fields the caller gave (ONE-api resets its
   start time to midnight and its type to "Experiment").
 - Session folders are numbered atomically: concurrent ``create_new_session`` calls for one
@@ -44,6 +53,7 @@ from one_flows.registration.files import (
     DatasetTypeMatcher,
     FoundFiles,
     link_problem,
+    name_problem,
     relative_files,
     scan_files,
     walk_session,
@@ -73,6 +83,7 @@ from one_flows.registration.sessions import (
     ensure_ISO8601,
     make_session_folder,
     session_changes,
+    session_lock,
 )
 from one_flows.targets import (
     AlyxTarget,
@@ -89,6 +100,7 @@ __all__ = [
     "RegistrationClient",
     "default_digest_cache_path",
     "default_ledger_path",
+    "default_lock_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,6 +113,7 @@ CREATE_SETTLE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Seconds between look-ups for a session whose creation request timed out, before giving up."""
 ProtectedMode = Literal["revision", "fail"]
 LEDGER_FILE_NAME = "registrations.sqlite"
+LOCK_FOLDER_NAME = "session-locks"
 _CLASSIFIED = frozenset({NOT_ALF, UNKNOWN_EXTENSION, NO_DATASET_TYPE, AMBIGUOUS_TYPE})
 """Skip reasons that depend only on a file's name and the target's dataset types."""
 
@@ -122,6 +135,12 @@ def default_ledger_path() -> Path:
     """Where the registration ledger is kept unless told otherwise: ``registrations.sqlite``
     beside the default digest cache (see `default_digest_cache_path`)."""
     return default_digest_cache_path().with_name(LEDGER_FILE_NAME)
+
+
+def default_lock_folder() -> Path:
+    """Where this user's session locks are (see `session_lock`): ``session-locks`` beside the
+    default digest cache (see `default_digest_cache_path`)."""
+    return default_digest_cache_path().with_name(LOCK_FOLDER_NAME)
 
 
 def _ledger_beside(digest_cache: DigestCache | str | os.PathLike[str] | bool) -> str | Path | None:
@@ -318,15 +337,19 @@ class RegistrationClient:
 
         ``date`` (a date, datetime or ISO string; default now) gives the folder's date and,
         when registering, the session's start time unless ``start_time`` is given. The subject
-        must exist in the target. Returns the folder and the session id (None when
-        ``register`` is False). Other keyword arguments go to ``register_session``.
+        must exist in the target. The number is past both the folders under ``session_root``
+        and the sessions the target holds for the subject and day (which another machine may
+        have created). Returns the folder and the session id (None when ``register`` is
+        False). Other keyword arguments go to ``register_session``.
         """
         root = session_root if session_root is not None else self.session_root
         if root is None:
             raise ValueError("no session_root given, and the client has no default one")
         when = ensure_ISO8601(date)
         self._require("subjects", subject)
-        session_path = make_session_folder(root, subject, when[:10])
+        held = self.target.find_sessions(subject, when[:10])
+        taken = [s["number"] for s in held if isinstance(s.get("number"), int)]
+        session_path = make_session_folder(root, subject, when[:10], taken)
         if not register:
             return session_path, None
         kwargs.setdefault("start_time", when)
@@ -359,6 +382,21 @@ class RegistrationClient:
         types again. The ledger misses what others changed on the target (a deleted dataset, a
         new dataset type): ``recheck=True`` asks the target whatever the ledger says.
 
+        A session record is looked up, and created if there is none, under the session's lock
+        (`session_lock`), so that threads and processes of this machine registering one
+        session under several folder names create one record. Other machines are not held
+        back (Alyx has no unique constraint on a session's subject, date and number): when the
+        target holds several records for the session, every registration that asks it (the
+        first, the first after any change in the folder, and right after creating one the
+        creator, so that of two machines racing at least the later sees both) uses the same
+        one (the latest start time, then the smallest id), logs a warning and lists the others
+        in the report's ``duplicates``.
+
+        When the whole folder is registered (``file_list=True``), datasets the target holds for
+        the session whose file is no longer in the folder are logged as warnings, listed in the
+        report's ``deleted`` and marked missing in targets that record it (local tables set
+        ``exists`` to False; Alyx is left as it is, see the README).
+
         Raises:
             ValueError, TypeError: a bad argument; nothing was sent.
             SubjectNotFound, MemberNotFound: an unknown subject or user.
@@ -377,7 +415,9 @@ class RegistrationClient:
             else:
                 listed = _listed(key, file_list) or []
                 rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
-            report = _report_from_ledger(key, entry, fields, rel_paths, file_options)
+            report = _report_from_ledger(
+                key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
+            )
             held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
             if report is not None and self.target.holds(entry.eid, held):
                 logger.info("%s (all as in the ledger)", report.summary())
@@ -389,8 +429,8 @@ class RegistrationClient:
             self._require("subjects", key.subject)
         for user in fields.get("users", ()):
             self._require("users", user)
-        session, created = self._create_or_update(key, fields)
-        report = SessionReport(key.path, session, created)
+        session, created, duplicates = self._create_or_update(key, fields)
+        report = SessionReport(key.path, session, created, duplicates=duplicates)
         stats: dict[Path, os.stat_result] = {}
         if files is not None:
             paths, skipped = files
@@ -401,6 +441,9 @@ class RegistrationClient:
                 paths, known={key.path: known}, classifier=classifier, **file_options
             )
             report.files = sorted([*skipped, *registered], key=lambda outcome: outcome.path)
+            if file_list is True:
+                present = {o.rel_path for o in report.files}
+                report.deleted = self._gone(key, session["id"], known, present, file_options)
             logger.info("%s", report.summary())
         if ledger is not None:
             self._remember(
@@ -439,7 +482,7 @@ class RegistrationClient:
         updated = LedgerSession(report.eid, report.session, kept_fields)
         covered: set[str] = set()
         for outcome in report.files:
-            if outcome.rel_path is None:
+            if outcome.rel_path is None or name_problem(outcome.rel_path) is not None:
                 continue
             covered.add(outcome.rel_path)
             if outcome.moved_from is not None:
@@ -460,23 +503,76 @@ class RegistrationClient:
             # The target holds the registration; the next run only asks it again.
             logger.warning("%s: registered, but not recorded in %r: %s", key.path, ledger, exc)
 
+    def _gone(
+        self,
+        key: SessionKey,
+        eid: str,
+        known: list[RegisteredDataset],
+        present: set[str | None],
+        file_options: dict[str, Any],
+    ) -> list[str]:
+        """The datasets of a session whose file is not in its folder, logged and marked missing
+        in the target; only those in the repository registered to, when one is named."""
+        repository = file_options.get("repository")
+        gone = sorted(
+            d.rel_path
+            for d in known
+            if d.exists
+            and d.rel_path not in present
+            and (repository is None or not d.repositories or repository in d.repositories)
+        )
+        if not gone:
+            return []
+        marked = self.target.mark_missing(eid, gone)
+        state = "marked missing" if marked else "still registered as existing"
+        for rel_path in gone:
+            logger.warning(
+                "%s: registered to session %s but gone from the folder (%s in %s)",
+                key.path / rel_path,
+                eid,
+                state,
+                self.target.label,
+            )
+        return gone
+
     def _create_or_update(
         self, key: SessionKey, fields: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        # Alyx creates a second record when the same session is posted twice: look first.
-        existing = self.target.find_sessions(key.subject, key.date, int(key.number))
-        if len(existing) > 1:
+    ) -> tuple[dict[str, Any], bool, list[str]]:
+        """The session's record, created or updated with ``fields``; whether this call created
+        it; the ids of the other records the target holds for the session."""
+        # Alyx creates a second record when the same session is posted twice: look first,
+        # under the session's lock, which another thread or process may hold to create it.
+        created = None
+        with session_lock(default_lock_folder(), self.target.label, key):
+            existing = self._find(key)
+            if not existing:
+                created = self._create(key, fields)
+                # Another machine may have created it meanwhile: no lock reaches there.
+                existing = self._find(key) or [created]
+        session = _first(existing)
+        duplicates = sorted(r["id"] for r in existing if r["id"] != session["id"])
+        if duplicates:
             logger.warning(
-                "%d session records for %s: updating %s",
+                "%s: %d session records for %s; registering to %s, the others should be "
+                "deleted: %s",
+                key.path,
                 len(existing),
                 key.relative,
-                existing[0]["id"],
+                session["id"],
+                ", ".join(duplicates),
             )
-        if existing:
-            session = existing[0]
-            if fields:
-                session = self.target.update_session(session["id"], fields)
-            return session, False
+        if created is not None and created["id"] == session["id"]:
+            return created, True, duplicates
+        if fields:
+            session = self.target.update_session(session["id"], fields)
+        return session, False, duplicates
+
+    def _find(self, key: SessionKey) -> list[dict[str, Any]]:
+        return self.target.find_sessions(key.subject, key.date, int(key.number))
+
+    def _create(self, key: SessionKey, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create the session's record (or find the one a timed-out request created)."""
+        fields = dict(fields)
         record: dict[str, Any] = {
             "subject": key.subject,
             "users": fields.pop("users", None) or [u for u in [self.target.user] if u],
@@ -489,7 +585,7 @@ class RegistrationClient:
             del record["users"]  # the target's default: the requesting user
         record.setdefault("start_time", ensure_ISO8601(key.date))
         try:
-            return self.target.create_session(record), True
+            return self.target.create_session(record)
         except AlyxTransientError as exc:
             if not isinstance(exc.__cause__, requests.Timeout):
                 raise
@@ -497,19 +593,20 @@ class RegistrationClient:
             session = self._await_created(key)
             if session is None:
                 raise
-            return session, True
+            return session
 
     def _await_created(self, key: SessionKey) -> dict[str, Any] | None:
         """The record of a session whose creation timed out, once the server shows it."""
         for wait in CREATE_SETTLE_WAITS:
             time.sleep(wait)
             try:
-                found = self.target.find_sessions(key.subject, key.date, int(key.number))
+                found = self._find(key)
             except AlyxTransientError:
                 continue
             if found:
-                logger.info("%s: the timed-out request created %s", key.relative, found[0]["id"])
-                return found[0]
+                session = _first(found)
+                logger.info("%s: the timed-out request created %s", key.relative, session["id"])
+                return session
         return None
 
     def register_sessions(
@@ -689,7 +786,7 @@ class RegistrationClient:
                 continue
             session = Path(session)
             rel_path = path.relative_to(session).as_posix()
-            problem = link_problem(path, session)
+            problem = name_problem(rel_path) or link_problem(path, session)
             if problem is not None:
                 outcomes[index] = FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path)
                 continue
@@ -735,6 +832,7 @@ class RegistrationClient:
             held = by_path.get(c.rel_path)
             same = (
                 held is not None
+                and held.exists
                 and held.file_size == c.size
                 and (c.md5 is None or held.hash == c.md5)
                 and (repository is None or repository in held.repositories)
@@ -890,9 +988,8 @@ class RegistrationClient:
         elif is_uuid_string(str(session)):
             eid = str(session)
         else:
-            key = SessionKey.from_path(session)
-            found = self.target.find_sessions(key.subject, key.date, int(key.number))
-            eid = found[0]["id"] if found else ""
+            found = self._find(SessionKey.from_path(session))
+            eid = _first(found)["id"] if found else ""
         if not is_uuid_string(eid):
             raise ValueError(f"no session id found for {session!r}")
         return eid
@@ -909,6 +1006,13 @@ _FILE_OPTION_NAMES = (
     "max_md5_size",
 )
 """The keyword arguments of ``register_session`` that are ``register_files``' options."""
+
+
+def _first(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record that registration uses among several of one session: the latest start time,
+    then the smallest id, so that every machine picks the same one."""
+    by_id = sorted(records, key=lambda r: r["id"])
+    return max(by_id, key=lambda r: str(r.get("start_time") or ""))
 
 
 def _versions(versions: str | Iterable[str | None] | None) -> Iterator[str | None]:
@@ -993,10 +1097,15 @@ def _report_from_ledger(
     fields: dict[str, Any],
     rel_paths: list[str],
     file_options: dict[str, Any],
+    *,
+    whole_folder: bool,
 ) -> SessionReport | None:
     """The report of a session the ledger shows as registered as it is, or None when it does
-    not (a new, changed or unknown file, or session fields not sent from here before)."""
+    not (a new, changed or unknown file, a registered file gone from the whole folder, or
+    session fields not sent from here before)."""
     if fields and not same_fields(fields, entry.fields):
+        return None
+    if whole_folder and not entry.files.keys() <= set(rel_paths):
         return None
     repository, max_md5_size = file_options.get("repository"), file_options.get("max_md5_size")
     folder = os.fspath(key.path)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from one_flows.errors import OneFlowsError
 
-__all__ = ["MemberNotFound", "RegistrationError", "SubjectNotFound"]
+__all__ = ["MemberNotFound", "RegistrationError", "SessionFolderUnreadable", "SubjectNotFound"]
 
 
 class RegistrationError(OneFlowsError):
@@ -18,6 +20,16 @@ class MemberNotFound(RegistrationError, LookupError):
         super().__init__(f'"{member}" does not exist in {endpoint}')
         self.member = member
         self.endpoint = endpoint
+
+
+class SessionFolderUnreadable(RegistrationError):
+    """A folder of the session cannot be listed (no permission, a path longer than the system
+    allows...): which files it holds is unknown, so the session is not registered."""
+
+    def __init__(self, folder: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"cannot list {os.fsdecode(folder)}: {reason}")
+        self.folder = os.fsdecode(folder)
+        self.reason = reason
 
 
 class SubjectNotFound(MemberNotFound):

@@ -9,6 +9,8 @@ compared without regard to case; a type with an empty pattern matches files whos
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -19,12 +21,16 @@ from typing import Protocol
 
 from one_flows.alf import filename_parts, is_valid, rel_path_parts
 from one_flows.flags import is_flag_file
+from one_flows.hashing import UNREADABLE
+from one_flows.registration.errors import SessionFolderUnreadable
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
     BROKEN_LINK,
     LINK_LEAVES_SESSION,
+    LINK_LOOP,
     NO_DATASET_TYPE,
     NOT_ALF,
+    NOT_UTF8,
     UNKNOWN_EXTENSION,
     FileOutcome,
     Outcome,
@@ -36,11 +42,14 @@ __all__ = [
     "DatasetTypeMatcher",
     "FoundFiles",
     "link_problem",
+    "name_problem",
     "relative_files",
     "scan_files",
     "session_files",
     "walk_session",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class Classifier(Protocol):
@@ -141,9 +150,11 @@ class FoundFiles:
 def session_files(session_path: Path) -> list[Path]:
     """Every file under a session folder, sorted; hidden files and folders, and flag files in
     any state (some are valid ALF names, such as ``create_me.flag.done``), are ignored.
+    Symbolic links are listed, except those leading to a folder (never followed).
 
     Raises:
         NotADirectoryError: ``session_path`` is not a folder.
+        SessionFolderUnreadable: a folder in it cannot be listed.
     """
     return [session_path / rel_path for rel_path in relative_files(session_path)]
 
@@ -158,26 +169,56 @@ def relative_files(session_path: Path) -> list[str]:
 
 
 def link_problem(path: Path, session_path: Path) -> str | None:
-    """Why a file must not be read: a broken symbolic link, or one leading out of the session
-    folder (through the file or a folder on its path); None for a file inside it."""
+    """Why a file must not be read: a broken symbolic link, a loop of them, or one leading out
+    of the session folder (through the file or a folder on its path); None for a file inside
+    it."""
     try:
         real = path.resolve(strict=True)
     except FileNotFoundError:
         return BROKEN_LINK if path.is_symlink() else None
-    except (OSError, RuntimeError):  # a symbolic link loop
-        return BROKEN_LINK
+    except RuntimeError:  # a loop, before Python 3.13
+        return LINK_LOOP
+    except OSError as exc:
+        return LINK_LOOP if exc.errno == errno.ELOOP else f"{UNREADABLE}: {exc.strerror or exc}"
     if not real.is_relative_to(session_path.resolve()):
         return LINK_LEAVES_SESSION
     return None
 
 
+def name_problem(rel_path: str) -> str | None:
+    """Why a path relative to its session folder cannot be registered whatever the file holds:
+    a name that is not valid UTF-8 (named with its bytes escaped); None for a good name."""
+    try:
+        rel_path.encode()
+    except UnicodeEncodeError:
+        return f"{NOT_UTF8}: {_escaped(rel_path)}"
+    return None
+
+
+def _escaped(text: str) -> str:
+    """A file name as text any log or database takes: bytes that are not UTF-8 as ``\\xNN``."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
-    """Classify every file under a session folder; hidden files and folders are ignored, and
-    symbolic links leading out of the session folder are skipped unread."""
+    """Classify every file under a session folder; hidden files and folders are ignored.
+
+    Files that cannot be read as they are get a skipped outcome with the reason: symbolic links
+    that are broken, loop or lead out of the session folder (never read), files whose path is
+    longer than the system allows, and names that are not valid UTF-8.
+
+    Raises:
+        SessionFolderUnreadable: a folder in the session cannot be listed.
+    """
     found = FoundFiles(session_path)
     for rel_path in relative_files(session_path):
         path = session_path / rel_path
-        problem = link_problem(path, session_path) if path.is_symlink() else None
+        problem = name_problem(rel_path)
+        if problem is None:
+            try:
+                problem = link_problem(path, session_path) if path.is_symlink() else None
+            except OSError as exc:
+                problem = f"{UNREADABLE}: {exc.strerror or exc}"
         if problem is not None:
             found.skipped.append(FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path))
             continue
@@ -193,14 +234,36 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
 
 def _walk(folder: str, prefix: str) -> Iterator[str]:
     """The files under ``folder``, as ``prefix`` followed by their path relative to it."""
-    with os.scandir(folder) as entries:
+    try:
+        entries = os.scandir(folder)
+    except OSError as exc:
+        raise SessionFolderUnreadable(folder, exc.strerror or str(exc)) from exc
+    with entries:
         for entry in entries:
             if entry.name.startswith(".") or is_flag_file(entry.name):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                listed = not is_dir and (
+                    entry.is_file(follow_symlinks=False) or _listed_link(entry)
+                )
+            except OSError:  # it cannot be stat'ed: walk_session says why
+                is_dir, listed = False, True
+            if is_dir:
                 yield from _walk(entry.path, f"{prefix}{entry.name}/")
-            elif entry.is_file():
+            elif listed:
                 yield prefix + entry.name
+
+
+def _listed_link(entry: os.DirEntry[str]) -> bool:
+    """Whether a directory entry is a symbolic link to list as a file: any but a link to a
+    folder (a broken link or a loop too, for the reason to be reported)."""
+    if not entry.is_symlink():
+        return False
+    try:
+        return not entry.is_dir()
+    except OSError:  # a loop
+        return True
 
 
 def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
@@ -220,11 +283,21 @@ def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
 
 
 def _scan(folder: Path, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
-    """Files below ``folder`` matching any of the pattern remainders ``states``."""
-    with os.scandir(folder) as entries:
+    """Files below ``folder`` matching any of the pattern remainders ``states``; folders that
+    cannot be listed are left out, with a warning."""
+    try:
+        entries = os.scandir(folder)
+    except OSError as exc:
+        logger.warning("cannot list %s: %s", _escaped(os.fspath(folder)), exc.strerror or exc)
+        return
+    with entries:
         for entry in entries:
             after = {rest for state in states for rest in _advance(state, entry.name)}
-            if entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a symbolic link loop
+                is_dir = False
+            if is_dir:
                 if deeper := frozenset(rest for rest in after if rest):
                     yield from _scan(Path(entry.path), deeper)
             elif () in after:

@@ -2,8 +2,9 @@
 
 `RegistrationClient.register_session` consults the ledger first. When it holds the session (its
 record and the fields this machine last gave it) and every file of the call is in it (a dataset
-whose file still has the recorded size, mtime_ns, inode and device, or a file known not to be
-registrable), the session is reported as all ``unchanged`` without a single request to the target.
+whose file still has the recorded `StatIdentity`: size, mtime_ns, inode, device and ctime_ns,
+or a file known not to be registrable), the session is reported as all ``unchanged`` without a
+single request to the target.
 Otherwise registration asks the target as usual, and the ledger is brought up to date.
 
 What the ledger guarantees:
@@ -11,10 +12,12 @@ What the ledger guarantees:
 - It is a subset of the target's state as this machine saw it: a row is written only after the
   target confirmed the registration (or showed the dataset with the same size and hash). A crash
   between the target's answer and the ledger write only costs the next run its round trips.
-- A local change is never hidden: a file whose size, mtime_ns, inode or device changed, a new
-  file, a file modified less than ``RACY_WINDOW_NS`` before it was registered (a same-size
-  rewrite within the filesystem's timestamp granularity would keep its stat) and new session
-  fields all send the session to the target.
+- A local change is never hidden: a file whose size, mtime_ns, inode, device or ctime_ns
+  changed (an edit whose mtime was put back changes the ctime), a new file, a registered file
+  gone from the folder, a file modified less than ``RACY_WINDOW_NS`` before it was registered
+  (a same-size rewrite within the filesystem's timestamp granularity would keep its stat) and
+  new session fields all send the session to the target. What the digest cache cannot see
+  (see `one_flows.hashing`) the ledger cannot either.
 - Several threads and processes may share one ledger file (write-ahead logging; a writer waits
   up to ``timeout`` seconds for the lock). Each session's rows are replaced in one transaction.
 
@@ -35,7 +38,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from one_flows.hashing import RACY_WINDOW_NS
+from one_flows.hashing import RACY_WINDOW_NS, StatIdentity, stat_identity
 from one_flows.sqlite_files import SharedSQLiteFile
 
 __all__ = [
@@ -47,14 +50,6 @@ __all__ = [
     "settled",
     "stat_identity",
 ]
-
-StatIdentity = tuple[int, int, int, int]
-"""A file's (size, mtime_ns, inode, device): what changes when its content may have."""
-
-
-def stat_identity(st: os.stat_result) -> StatIdentity:
-    """The `StatIdentity` of a stat result."""
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
 
 
 def settled(st: os.stat_result, stat_time_ns: int) -> bool:
@@ -142,9 +137,11 @@ class RegistrationLedger(SharedSQLiteFile):
         " target TEXT NOT NULL, folder BLOB NOT NULL, rel_path TEXT NOT NULL,"
         " dataset_type TEXT, skip_reason TEXT, size INTEGER, mtime_ns INTEGER,"
         " inode INTEGER, device INTEGER, md5 TEXT, dataset_id TEXT, repositories TEXT,"
-        " PRIMARY KEY (target, folder, rel_path)"
+        " ctime_ns INTEGER, PRIMARY KEY (target, folder, rel_path)"
         ") WITHOUT ROWID",
     )
+    # Rows written before the ctime was recorded have none: their files go to the target once.
+    ADDED_COLUMNS = (("files", "ctime_ns", "INTEGER"),)
 
     @staticmethod
     def _folder(folder: str | os.PathLike[str]) -> bytes:
@@ -161,8 +158,8 @@ class RegistrationLedger(SharedSQLiteFile):
             if row is None:
                 return None
             file_rows = self._db.execute(
-                "SELECT rel_path, dataset_type, skip_reason, size, mtime_ns, inode, device, md5,"
-                " dataset_id, repositories FROM files WHERE target=? AND folder=?",
+                "SELECT rel_path, dataset_type, skip_reason, md5, dataset_id, repositories, size,"
+                " mtime_ns, inode, device, ctime_ns FROM files WHERE target=? AND folder=?",
                 key,
             ).fetchall()
         entry = LedgerSession(
@@ -170,14 +167,14 @@ class RegistrationLedger(SharedSQLiteFile):
             record=json.loads(row[1]),
             fields=None if row[2] is None else json.loads(row[2]),
         )
-        for rel_path, dtype, reason, size, mtime, inode, device, md5, did, repos in file_rows:
+        for rel_path, dtype, reason, md5, did, repos, *stat in file_rows:
             if did is None:
                 entry.skipped[rel_path] = reason
                 continue
             entry.files[rel_path] = LedgerFile(
                 rel_path=rel_path,
                 dataset_type=dtype,
-                identity=(size, mtime, _unsigned64(inode), _unsigned64(device)),
+                identity=(*stat[:2], _unsigned64(stat[2]), _unsigned64(stat[3]), stat[4]),
                 md5=md5,
                 dataset_id=did,
                 repositories=frozenset(json.loads(repos)) if repos != "[]" else frozenset(),
@@ -201,10 +198,10 @@ class RegistrationLedger(SharedSQLiteFile):
         rows = [
             (*key, f.rel_path, f.dataset_type, None, f.identity[0], f.identity[1],
              _signed64(f.identity[2]), _signed64(f.identity[3]), f.md5, f.dataset_id,
-             _canonical(sorted(f.repositories)))
+             _canonical(sorted(f.repositories)), f.identity[4])
             for f in entry.files.values()
         ] + [
-            (*key, rel_path, None, reason, None, None, None, None, None, None, None)
+            (*key, rel_path, None, reason, None, None, None, None, None, None, None, None)
             for rel_path, reason in entry.skipped.items()
         ]  # fmt: skip
         fields = None if entry.fields is None else _canonical(entry.fields)
@@ -224,7 +221,9 @@ class RegistrationLedger(SharedSQLiteFile):
                         [(*key, rel_path) for rel_path in covered],
                     )
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO files (target, folder, rel_path, dataset_type,"
+                    " skip_reason, size, mtime_ns, inode, device, md5, dataset_id, repositories,"
+                    " ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._db.execute("COMMIT")

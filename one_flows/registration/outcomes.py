@@ -12,8 +12,10 @@ __all__ = [
     "AMBIGUOUS_TYPE",
     "BROKEN_LINK",
     "LINK_LEAVES_SESSION",
+    "LINK_LOOP",
     "NOT_ALF",
     "NOT_IN_SESSION",
+    "NOT_UTF8",
     "NO_DATASET_TYPE",
     "PROTECTED",
     "UNKNOWN_EXTENSION",
@@ -29,6 +31,8 @@ NO_DATASET_TYPE = "matches no dataset type"
 AMBIGUOUS_TYPE = "matches several dataset types"
 PROTECTED = "protected dataset"
 BROKEN_LINK = "broken symbolic link"
+LINK_LOOP = "symbolic link loop"
+NOT_UTF8 = "file name is not valid UTF-8"
 LINK_LEAVES_SESSION = "symbolic link to a file outside the session folder: never read"
 
 
@@ -74,6 +78,12 @@ class SessionReport:
     updated). ``error`` is set only by the batch methods (``register_sessions``,
     ``create_sessions``) when something stopped this session; other sessions went on.
     ``attempts`` counts the tries it took, where a caller retries (the Prefect task does).
+
+    ``duplicates`` holds the ids of other records the target holds for the same session
+    (subject, date and number), which registration did not use: they should be deleted (Alyx
+    does not prevent two machines from creating one session twice). ``deleted`` holds the paths,
+    relative to the session folder, of datasets registered to the session whose file is no longer
+    in the folder (looked for when the whole folder is registered).
     """
 
     session_path: Path
@@ -82,6 +92,8 @@ class SessionReport:
     files: list[FileOutcome] = field(default_factory=list)
     error: BaseException | None = None
     attempts: int = 1
+    duplicates: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def eid(self) -> str | None:
@@ -113,4 +125,9 @@ class SessionReport:
             return f"{self.session_path}: failed: {self.error}"
         counts = ", ".join(f"{n} {status}" for status, n in self.counts.items())
         action = "created" if self.created else "updated"
-        return f"{self.session_path}: session {self.eid} {action}; files: {counts}"
+        line = f"{self.session_path}: session {self.eid} {action}; files: {counts}"
+        if self.duplicates:
+            line += f"; duplicate session records: {', '.join(self.duplicates)}"
+        if self.deleted:
+            line += f"; {len(self.deleted)} registered files gone from the folder"
+        return line

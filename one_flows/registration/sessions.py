@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
+import hashlib
 import json as jsonlib
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ __all__ = [
     "ensure_ISO8601",
     "make_session_folder",
     "session_changes",
+    "session_lock",
 ]
 
 MAX_SESSION_NUMBER = 999
@@ -72,11 +76,14 @@ class SessionKey:
         return f"{self.subject}/{self.date}/{self.number}"
 
 
-def make_session_folder(root: str | os.PathLike[str], subject: str, date: str) -> Path:
+def make_session_folder(
+    root: str | os.PathLike[str], subject: str, date: str, taken: Collection[int] = ()
+) -> Path:
     """Create and return the next ``root/subject/date/NNN`` folder.
 
-    The number is one more than the highest existing; the folder is made with ``os.mkdir``, so
-    when another process takes that number first this one moves on to the next.
+    The number is one more than the highest of the existing folders and of ``taken`` (the
+    numbers of sessions recorded elsewhere, such as the target's); the folder is made with
+    ``os.mkdir``, so when another process takes that number first this one moves on to the next.
     """
     date_folder = Path(root) / subject / date
     date_folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,7 @@ def make_session_folder(root: str | os.PathLike[str], subject: str, date: str) -
         numbers = [
             int(e.name) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_dir()
         ]
-    number = max(numbers, default=0) + 1
+    number = max([*numbers, *taken], default=0) + 1
     while number <= MAX_SESSION_NUMBER:
         folder = date_folder / f"{number:03d}"
         try:
@@ -94,6 +101,44 @@ def make_session_folder(root: str | os.PathLike[str], subject: str, date: str) -
         else:
             return folder
     raise ValueError(f"no session number left in {date_folder}: ALF numbers stop at 999")
+
+
+@contextlib.contextmanager
+def session_lock(folder: str | os.PathLike[str], target: str, key: SessionKey) -> Iterator[None]:
+    """Hold the lock of a session in ``target`` (a target's label) while the block runs.
+
+    The lock is keyed by subject, date and number, which identify a session in Alyx whatever
+    its folder is called (``001``, ``01`` or ``1``, with or without ``lab/Subjects``): the
+    threads and processes of one machine that share ``folder`` take it one at a time. It is an
+    ``flock`` on a file in ``folder``, so the kernel releases it when its holder dies; the last
+    holder removes the file.
+    """
+    name = f"{target}\0{key.subject}\0{key.date}\0{int(key.number)}"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    path = Path(folder) / f"{key.subject[:64]}_{key.date}_{int(key.number):03d}_{digest}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # The previous holder may have removed the file after this one opened it.
+            held = os.fstat(fd)
+            current = os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_ino, held.st_dev) == (current.st_ino, current.st_dev):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
 
 
 def _names(value: str | Iterable[str], field: str) -> list[str]:

@@ -80,14 +80,12 @@ class AlyxTarget:
             return None
 
     def find_sessions(
-        self, subject: str, date: str, number: int, lab: str | None = None
+        self, subject: str, date: str, number: int | None = None, lab: str | None = None
     ) -> list[dict[str, Any]]:
-        """``GET /sessions?subject=&date_range=<date>,<date>&number=`` (and ``lab``)."""
-        params: dict[str, Any] = {
-            "subject": subject,
-            "date_range": f"{date},{date}",
-            "number": int(number),
-        }
+        """``GET /sessions?subject=&date_range=<date>,<date>`` (and ``number``, ``lab``)."""
+        params: dict[str, Any] = {"subject": subject, "date_range": f"{date},{date}"}
+        if number is not None:
+            params["number"] = int(number)
         if lab:
             params["lab"] = lab
         return self.client.list_all("/sessions", params)
@@ -118,6 +116,11 @@ class AlyxTarget:
                 )
             )
         return datasets
+
+    def mark_missing(self, eid: str, rel_paths: list[str]) -> bool:
+        """Nothing: whether a file gone from the lab server is lost or was moved on (to another
+        repository, to archive) is for the lab to say, so its file records stay as they are."""
+        return False
 
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
         """``POST /register-file`` with ONE-api's body.

@@ -38,7 +38,8 @@ class RegisteredDataset:
 
     ``rel_path`` is relative to the session folder (``collection/#revision#/name``); ``hash`` is
     None when the dataset was registered without one; ``repositories`` names the data
-    repositories holding a file record of it.
+    repositories holding a file record of it. ``exists`` is False once the target was told its
+    file is gone (`RegistrationTarget.mark_missing`).
     """
 
     id: str
@@ -46,6 +47,7 @@ class RegisteredDataset:
     hash: str | None
     file_size: int | None
     repositories: frozenset[str] = frozenset()
+    exists: bool = True
 
 
 @dataclass(slots=True)
@@ -183,9 +185,10 @@ class RegistrationTarget(Protocol):
         ...
 
     def find_sessions(
-        self, subject: str, date: str, number: int, lab: str | None = None
+        self, subject: str, date: str, number: int | None = None, lab: str | None = None
     ) -> list[dict[str, Any]]:
-        """The session records of a subject on a date (``YYYY-MM-DD``) with that number."""
+        """The session records of a subject on a date (``YYYY-MM-DD``) with that number (any
+        number when None)."""
         ...
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +207,11 @@ class RegistrationTarget(Protocol):
         """Whether the target still holds session ``eid`` with these datasets, when it can tell
         without a request (local tables); True when it cannot, trusting what this machine
         registered there (see `one_flows.registration.ledger`)."""
+        ...
+
+    def mark_missing(self, eid: str, rel_paths: list[str]) -> bool:
+        """Record that the files of these datasets of a session (paths relative to the session
+        folder) are gone from it; returns whether the target recorded it."""
         ...
 
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:

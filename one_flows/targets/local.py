@@ -160,23 +160,21 @@ class LocalTarget:
         }
 
     def find_sessions(
-        self, subject: str, date: str, number: int, lab: str | None = None
+        self, subject: str, date: str, number: int | None = None, lab: str | None = None
     ) -> list[dict[str, Any]]:
-        """The rows of the sessions table with that subject, date, number (and lab)."""
+        """The rows of the sessions table with that subject, date (number and lab)."""
         with self._lock:
             sessions = self._tables().sessions
         return self._matching(sessions, subject, date, number, lab)
 
     @classmethod
     def _matching(
-        cls, sessions: pd.DataFrame, subject: str, date: str, number: int, lab: str | None
+        cls, sessions: pd.DataFrame, subject: str, date: str, number: int | None, lab: str | None
     ) -> list[dict[str, Any]]:
         day = datetime.date.fromisoformat(date)
-        mask = (
-            (sessions["subject"] == subject)
-            & (sessions["date"] == day)
-            & (sessions["number"] == int(number))
-        )
+        mask = (sessions["subject"] == subject) & (sessions["date"] == day)
+        if number is not None:
+            mask &= sessions["number"] == int(number)
         if lab:
             mask &= sessions["lab"] == lab
         return [cls._session_record(eid, row) for eid, row in sessions[mask].iterrows()]
@@ -242,9 +240,22 @@ class LocalTarget:
                 rel_path=row["rel_path"],
                 hash=row["hash"] or None,
                 file_size=None if pd.isna(row["file_size"]) else int(row["file_size"]),
+                exists=bool(row["exists"]),
             )
             for did, row in datasets.xs(eid, level="eid").iterrows()
         ]
+
+    def mark_missing(self, eid: str, rel_paths: list[str]) -> bool:
+        """Set ``exists`` to False in the rows of these datasets of a session."""
+        with lock_tables(self.cache_dir), self._lock:
+            tables = self._tables(changing=True)
+            datasets = tables.datasets.copy()
+            gone = (datasets.index.get_level_values("eid") == eid) & datasets["rel_path"].isin(
+                rel_paths
+            )
+            datasets.loc[gone, "exists"] = False
+            self._save(dataclasses.replace(tables, datasets=datasets))
+        return True
 
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
         """Add or update the rows of the files in the datasets table.

@@ -1,9 +1,12 @@
 """Replay every exchange recorded from a real Alyx 3.6 server against `AlyxTestServer`.
 
-All exchanges run in file and exchange order on one freshly seeded server, over real HTTP, except
-``14-one-remote``, which the README says to play alone on another freshly seeded server. Each
-exchange is one test. The answer must match the recording: status, content type, and for JSON
-bodies the keys, the value types and the values once normalised (see ``recordings/README.md``).
+Each exchange is one test, over real HTTP. The exchanges of a scenario are played in file and
+exchange order from a freshly seeded server: ``14-one-remote`` alone (the README says so), the
+other files together. Later exchanges depend on what earlier ones created (the token, sessions,
+datasets...), so each test first brings a server to the point just before its exchange, playing
+(and checking) the exchanges before it: tests pass alone, in any selection and in any order.
+The answer must match the recording: status, content type, and for JSON bodies the keys, the
+value types and the values once normalised (see ``recordings/README.md``).
 
 Deliberate differences, each asserted in a weaker form (see ``DIFFERENCES``):
 
@@ -20,10 +23,9 @@ Deliberate differences, each asserted in a weaker form (see ``DIFFERENCES``):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,11 @@ DIFFERENCES = {
 }
 
 
+def scenario_of(name: str) -> str:
+    """The scenario an exchange belongs to: the exchanges played together from the start."""
+    return ALONE if name.startswith(f"{ALONE}::") else "01-13"
+
+
 def _exchanges() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted(RECORDINGS.glob("*.json")):
@@ -60,14 +67,21 @@ def _exchanges() -> list[tuple[str, dict[str, Any]]]:
 
 
 EXCHANGES = _exchanges()
+SCENARIOS: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+for _name, _exchange in EXCHANGES:
+    SCENARIOS.setdefault(scenario_of(_name), []).append((_name, _exchange))
 
 
 class Replay:
-    """The server under test and what earlier exchanges bound: the token and the UUIDs."""
+    """The server under test and what earlier exchanges bound: the token and the UUIDs.
+
+    ``played`` counts the exchanges of its scenario played on it, in order, all as recorded.
+    """
 
     def __init__(self, server: AlyxTestServer) -> None:
         self.server = server
         self.bound: dict[str, str] = {"<password>": server.password}
+        self.played = 0
 
     def fill(self, value: Any) -> Any:
         """A recorded request value with the placeholders bound so far put in."""
@@ -191,19 +205,57 @@ def localise(value: Any, replay: Replay) -> Any:
     return replay.local(value)
 
 
+class Replays:
+    """Gives each test a server on which exactly the exchanges of its scenario before its own
+    were played.
+
+    The server a scenario's previous test used is used again when it has not gone past that
+    point; otherwise (a test ran out of order, or an exchange failed and left the server in an
+    unknown state) a freshly seeded server replays the scenario from the start.
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[str, Replay] = {}
+
+    def before(self, scenario: str, index: int) -> Replay:
+        """A replay that has played ``SCENARIOS[scenario][:index]``; AssertionError if one of
+        them failed."""
+        replay = self._current.get(scenario)
+        if replay is None or replay.played > index:
+            self.close(scenario)
+            replay = self._current[scenario] = Replay(AlyxTestServer().start())
+        while replay.played < index:
+            name, exchange = SCENARIOS[scenario][replay.played]
+            try:
+                self.play(scenario, name, exchange)
+            except AssertionError as exc:
+                raise AssertionError(f"the earlier exchange {name} failed: {exc}") from exc
+        return replay
+
+    def play(self, scenario: str, name: str, exchange: dict[str, Any]) -> None:
+        """Play the scenario's next exchange on its server and check the answer."""
+        replay = self._current[scenario]
+        assert SCENARIOS[scenario][replay.played][0] == name
+        try:
+            check_exchange(replay, name, exchange)
+        except BaseException:
+            self.close(scenario)
+            raise
+        replay.played += 1
+
+    def close(self, scenario: str | None = None) -> None:
+        """Stop the server of ``scenario`` (None: of every scenario)."""
+        for key in [scenario] if scenario is not None else list(self._current):
+            replay = self._current.pop(key, None)
+            if replay is not None:
+                replay.server.close()
+
+
 @pytest.fixture(scope="module")
-def replays() -> Iterator[Callable[[str], Replay]]:
-    """The replay of an exchange's scenario: ``14-one-remote`` alone, the other files together."""
-    started: dict[str, Replay] = {}
-    with contextlib.ExitStack() as stack:
-
-        def replay(name: str) -> Replay:
-            scenario = ALONE if name.startswith(f"{ALONE}::") else "01-13"
-            if scenario not in started:
-                started[scenario] = Replay(stack.enter_context(AlyxTestServer()))
-            return started[scenario]
-
-        yield replay
+def replays() -> Iterator[Replays]:
+    replays = Replays()
+    yield replays
+    replays.close()
 
 
 def test_recordings_are_the_shared_contract() -> None:
@@ -222,9 +274,43 @@ def test_every_exchange_is_replayed() -> None:
     assert len({name for name, _ in EXCHANGES}) == 143
 
 
-@pytest.mark.parametrize(("name", "exchange"), EXCHANGES, ids=[n for n, _ in EXCHANGES])
-def test_exchange(replays: Callable[[str], Replay], name: str, exchange: dict[str, Any]) -> None:
-    replay = replays(name)
+@pytest.mark.parametrize(
+    ("scenario", "index", "name", "exchange"),
+    [
+        (scenario, i, name, exchange)
+        for scenario, exchanges in SCENARIOS.items()
+        for i, (name, exchange) in enumerate(exchanges)
+    ],
+    ids=[name for exchanges in SCENARIOS.values() for name, _ in exchanges],
+)
+def test_exchange(
+    replays: Replays, scenario: str, index: int, name: str, exchange: dict[str, Any]
+) -> None:
+    replays.before(scenario, index)
+    replays.play(scenario, name, exchange)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["01-auth::auth.token.again", "05-sessions-create::sessions.create.defaults"],
+        [f"{ALONE}::one-remote.search.subject"],
+    ],
+)
+def test_exchanges_replay_in_any_order(replays: Replays, names: list[str]) -> None:
+    """A test whose exchange needs earlier ones (the token, the session it reads) passes after
+    the last exchange of its scenario was played, and alone: the replay starts again from a
+    fresh server."""
+    scenario = scenario_of(names[0])
+    replays.before(scenario, len(SCENARIOS[scenario]) - 1)
+    for name in sorted(names, reverse=True):
+        index = [n for n, _ in SCENARIOS[scenario]].index(name)
+        assert replays.before(scenario, index).played == index
+        replays.play(scenario, name, SCENARIOS[scenario][index][1])
+
+
+def check_exchange(replay: Replay, name: str, exchange: dict[str, Any]) -> None:
+    """Send a recorded request and check the answer against the recorded one."""
     recorded = exchange["response"]
     if name == "13-schema-and-misc::throttled":
         _use_up_docs_limit(replay, exchange["request"])

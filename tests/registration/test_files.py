@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,23 @@ def test_scan_files_refuses_bad_input(tmp_path):
         scan_files(tmp_path, "")
     with pytest.raises(NotADirectoryError):
         scan_files(tmp_path / "nowhere", "**/x")
+
+
+def test_scan_files_leaves_out_what_it_cannot_list_and_goes_on(tmp_path, caplog):
+    flag = tmp_path / "a/2026-01-03/001/create_me.flag"
+    flag.parent.mkdir(parents=True)
+    flag.touch()
+    (tmp_path / "loop").symlink_to("loop")  # a link loop beside the sessions
+    deep = tmp_path / "b"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    for _ in range(os.pathconf(deep, "PC_PATH_MAX") // 200 + 1):  # deeper than PATH_MAX
+        os.mkdir("d" * 200, dir_fd=fd)
+        fd, previous = os.open("d" * 200, os.O_RDONLY, dir_fd=fd), fd
+        os.close(previous)
+    os.close(fd)
+    assert scan_files(tmp_path, "**/create_me.flag") == [flag]
+    assert "cannot list" in caplog.text and "File name too long" in caplog.text
 
 
 def test_walk_ignores_nothing_but_hidden_entries_and_flags(client, make_session):

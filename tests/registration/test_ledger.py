@@ -337,7 +337,7 @@ def _entry(eid: str, files: dict[str, int], skipped: dict[str, str] | None = Non
         {"id": eid, "number": 1},
         {"n_trials": 3},
         {
-            rel: LedgerFile(rel, "spikes.times", (size, 5, 2**64 - 1, 7), "0" * 32, f"d-{rel}")
+            rel: LedgerFile(rel, "spikes.times", (size, 5, 2**64 - 1, 7, 6), "0" * 32, f"d-{rel}")
             for rel, size in files.items()
         },
         dict(skipped or {}),
@@ -392,3 +392,41 @@ def test_ledger_is_thread_safe(tmp_path):
             t.join()
         assert errors == []
         assert ledger.session("t", tmp_path / "s5-1").files.keys() == {"f19.x.npy"}
+
+
+def test_a_same_size_edit_whose_mtime_was_put_back_is_registered_again(server, fresh, tree):
+    """Such an edit keeps size, mtime and inode; the ctime moves, and the ledger (and the digest
+    cache) see it. Before the ctime was recorded, the session was reported unchanged."""
+    (first,) = fresh().register_sessions(tree[:1])
+    edited = tree[0] / "alf/probe00/spikes.times.npy"
+    before = edited.stat()
+    new_content = bytes(len(GOOD_FILES["alf/probe00/spikes.times.npy"]))
+    with open(edited, "r+b") as f:  # in place, as an editor may write
+        f.write(new_content)
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (edited.stat().st_size, edited.stat().st_mtime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+    report = fresh().register_session(tree[0])
+
+    (created,) = report.by_status(Outcome.CREATED)
+    assert (created.path, created.md5) == (edited, hashlib.md5(new_content).hexdigest())
+    assert created.dataset["id"] == _created_ids(first)["alf/probe00/spikes.times.npy"]
+
+
+def test_a_ledger_written_before_ctime_was_recorded_asks_the_target_once(
+    server, fresh, tree, tmp_path
+):
+    fresh().register_sessions(tree[:1])
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "registrations.sqlite") as db:
+        db.execute("UPDATE files SET ctime_ns = NULL")  # as rows of the earlier schema read
+    asked = server.request_count()
+    report = fresh().register_session(tree[0])
+    assert server.request_count() > asked and report.counts[Outcome.UNCHANGED] == len(GOOD_FILES)
+    quiet = server.request_count()
+    fresh().register_session(tree[0])
+    assert server.request_count() == quiet
