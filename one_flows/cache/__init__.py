@@ -36,10 +36,11 @@ whole tables it writes. Each id keeps its rows (hashes, QC, session fields) thro
 Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberate:
 
 - Ids are stable: ``session_id`` and ``dataset_id`` are uuid3s (name-based, as ONE's, and
-  accepted by ONE-api's ``is_uuid``) of the session key (``lab/subject/date/number``, number
-  zero-padded, lab omitted when empty) and of the dataset's relative path, in a fixed
-  namespace. ONE draws a new random namespace on each build, and gives equal dataset ids to
-  equal relative paths of different sessions.
+  accepted by ONE-api's ``is_uuid``) of the session's canonical name
+  (`one_flows.walk.SessionKey.canonical`: ``lab/subject/date/number``, number zero-padded, lab
+  omitted when empty) and of the dataset's relative path, in a fixed namespace. ONE draws a
+  new random namespace on each build, and gives equal dataset ids to equal relative paths of
+  different sessions.
 - Hashing is optional, parallel and can reuse a persistent ``DigestCache``.
 - ``update_tables`` rescans only the sessions given, or those whose folders changed (state
   files in ``.one_flows`` record each file's and folder's mtime), and rehashes only files whose
@@ -52,6 +53,11 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 - Files under an invalid collection folder (e.g. one with a space) are skipped; ONE records them
   with the collection dropped. A session folder nested in another session is scanned as part of
   the outer session; ONE fails to build the tables in that case.
+- Folders are walked as every one-flows walker walks them (`one_flows.walk`): hidden folders and
+  files are left out, symbolic links to folders are not followed, and a symbolic link to a file
+  is indexed only when it resolves inside its session folder (any other is skipped with a
+  ``RuntimeWarning`` saying why). A session's lab is read from the folders below the data
+  folder.
 
 The modules, from the bottom up: `~one_flows.cache.errors`; `~one_flows.cache.ids` (the
 stable ids); `~one_flows.cache.files` (the files of a tables folder, written atomically);
@@ -77,7 +83,7 @@ from one_flows.cache.files import (
     table_metadata,
     write_parquet_atomic,
 )
-from one_flows.cache.ids import ID_NAMESPACE, dataset_id, session_id, session_key
+from one_flows.cache.ids import ID_NAMESPACE, dataset_id, session_id
 from one_flows.cache.lock import TablesLock, lock_tables, tables_generation
 from one_flows.cache.tables import (
     DATASETS_COLUMNS,
@@ -117,7 +123,6 @@ __all__ = [
     "make_parquet_db",
     "save_tables",
     "session_id",
-    "session_key",
     "table_metadata",
     "tables_generation",
     "update_tables",

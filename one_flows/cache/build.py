@@ -196,10 +196,10 @@ def _dataset_ids(
     if not hash_ids:
         return scan.rel_paths
     if old_ids is None:
-        return list(map(dataset_id, scan.keys, scan.rel_paths))
+        return list(map(dataset_id, scan.names, scan.rel_paths))
     return [
         old_ids[p] if p >= 0 else dataset_id(k, r)
-        for p, k, r in zip(pos.tolist(), scan.keys, scan.rel_paths, strict=True)
+        for p, k, r in zip(pos.tolist(), scan.names, scan.rel_paths, strict=True)
     ]
 
 
@@ -229,10 +229,10 @@ def _sessions_frame(sessions: list[Session]) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "id": pd.array([s.eid for s in sessions], dtype="str"),
-            "lab": pd.array([s.lab for s in sessions], dtype="str"),
-            "subject": pd.array([s.subject for s in sessions], dtype="str"),
+            "lab": pd.array([s.key.lab or "" for s in sessions], dtype="str"),
+            "subject": pd.array([s.key.subject for s in sessions], dtype="str"),
             "date": pd.Series([s.day for s in sessions], dtype=object),
-            "number": np.asarray([s.number for s in sessions], dtype=np.uint16),
+            "number": np.asarray([int(s.key.number) for s in sessions], dtype=np.uint16),
             "task_protocol": pd.array([""] * n, dtype="str"),
             "projects": pd.array([""] * n, dtype="str"),
         }

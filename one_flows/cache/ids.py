@@ -1,21 +1,17 @@
-"""Stable ids: uuid3s of a session's key and of a dataset's path, in a fixed namespace."""
+"""Stable ids: uuid3s, in a fixed namespace, of a session's canonical name and of a dataset's
+path in it."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import uuid
 
-__all__ = ["ID_NAMESPACE", "dataset_id", "session_id", "session_key"]
+from one_flows.walk import SessionKey
+
+__all__ = ["ID_NAMESPACE", "dataset_id", "session_id"]
 
 ID_NAMESPACE = uuid.UUID("5b1e2d2a-8f0c-5c6e-9a43-0ae1f10f1a05")
 """The fixed namespace of the name-based (uuid3) session and dataset ids."""
-
-
-def session_key(lab: str, subject: str, date: datetime.date | str, number: int | str) -> str:
-    """Return the canonical relative session path ``lab/subject/date/NNN`` (no lab if empty)."""
-    return "/".join(filter(None, [lab, subject, str(date), f"{int(number):03d}"]))
-
 
 _NAMESPACE_MD5 = hashlib.md5(ID_NAMESPACE.bytes)
 
@@ -30,11 +26,17 @@ def _uuid3(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-3{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
-def session_id(key: str) -> str:
-    """Return the stable session id (uuid3 string) of a session key."""
-    return _uuid3(key)
+def _name(key: SessionKey | str) -> str:
+    return key if isinstance(key, str) else key.canonical
 
 
-def dataset_id(key: str, rel_path: str) -> str:
-    """Return the stable dataset id (uuid3 string) of a dataset of the session ``key``."""
-    return _uuid3(f"{key}/{rel_path}")
+def session_id(key: SessionKey | str) -> str:
+    """Return the stable session id (uuid3 string) of a session, given its key or the key's
+    canonical name (``lab/subject/date/NNN``, `SessionKey.canonical`)."""
+    return _uuid3(_name(key))
+
+
+def dataset_id(key: SessionKey | str, rel_path: str) -> str:
+    """Return the stable dataset id (uuid3 string) of a dataset of the session ``key`` (a key or
+    its canonical name)."""
+    return _uuid3(f"{_name(key)}/{rel_path}")

@@ -1,34 +1,36 @@
-"""Finding the session folders under a data root, and the ALF files and folders in them."""
+"""The sessions under a data root, and the ALF files and folders in them, found by
+`one_flows.walk` (its symbolic-link policy included)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import warnings
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from one_flows.alf import ALFError, is_valid, rel_path_parts, session_path_parts
+from one_flows.alf import ALFError, is_valid, rel_path_parts
 from one_flows.cache.errors import SessionFolderError
-from one_flows.cache.ids import session_id, session_key
+from one_flows.cache.ids import session_id
 from one_flows.flags import is_flag_file
+from one_flows.walk import SessionKey, link_problem, session_folders, walk
 
 __all__ = ["Scan", "Session", "find_sessions", "given_sessions", "scan_sessions"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(slots=True)
 class Session:
-    """A session folder; sessions sort by id."""
+    """A session folder, with its key (the lab filled in if need be) and the key's canonical
+    name, of which the session's id and its datasets' ids are made."""
 
     eid: str
-    key: str
+    key: SessionKey
+    name: str
     folder: str
-    lab: str
-    subject: str
     day: datetime.date
-    number: int
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Scan:
 
     sessions: list[Session]
     eids: list[str] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # each file's session's canonical name
     rel_paths: list[str] = field(default_factory=list)
     sizes: array = field(default_factory=lambda: array("q"))
     mtimes: array = field(default_factory=lambda: array("q"))
@@ -50,77 +52,39 @@ class Scan:
         return f"{folders[self.eids[i]]}/{self.rel_paths[i]}"
 
 
-def _is_session_candidate(parts: tuple[str, ...]) -> bool:
-    """Cheap pre-check of the last three folder names before parsing them as a session."""
-    if len(parts) < 3:
-        return False
-    number, date = parts[-1], parts[-2]
-    return number.isdigit() and len(number) <= 3 and len(date) == 10 and date[4] == "-"
-
-
-def _iter_sessions(root: Path) -> Iterator[tuple[str, tuple[str, str, datetime.date, int]]]:
-    """Yield (absolute folder, (lab, subject, date, number)) of every session folder under root."""
-    stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
-    seen: set[tuple[int, int]] = set()
-    while stack:
-        folder, parts = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            warnings.warn(f"Cannot list {folder}: {exc}", RuntimeWarning, stacklevel=3)
-            continue
-        for entry in entries:
-            if not entry.is_dir():
-                continue
-            if entry.is_symlink():
-                st = entry.stat()
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            sub = (*parts, entry.name)
-            info = _session_info(sub) if _is_session_candidate(sub) else None
-            if info is None:
-                stack.append((entry.path, sub))
-            else:
-                yield entry.path, info
-
-
-def _session_info(parts: tuple[str, ...]) -> tuple[str, str, datetime.date, int] | None:
-    tail = parts[-5:]
-    try:
-        lab, subject, date, number = session_path_parts("/".join(tail), assert_valid=True)
-        day = datetime.date.fromisoformat(date)
-    except (ALFError, ValueError):
-        return None
-    return lab or "", subject, day, int(number)
-
-
-def _session(
-    folder: str, info: tuple[str, str, datetime.date, int], lab: str | None, hash_ids: bool
-) -> Session:
-    folder_lab, subject, day, number = info
-    if lab and folder_lab and folder_lab != lab:
+def _session(folder: str, key: SessionKey, lab: str | None, hash_ids: bool) -> Session:
+    if lab and key.lab and key.lab != lab:
         raise SessionFolderError(f"lab={lab!r} conflicts with the lab folder of session {folder}")
-    ses_lab = folder_lab or lab or ""
-    key = session_key(ses_lab, subject, day, number)
-    eid = session_id(key) if hash_ids else key
-    return Session(eid, key, folder, ses_lab, subject, day, number)
+    if lab and not key.lab:
+        key = dataclasses.replace(key, lab=lab)
+    name = key.canonical
+    eid = session_id(name) if hash_ids else name
+    return Session(eid, key, name, folder, datetime.date.fromisoformat(key.date))
+
+
+def _cannot_list(folder: str, error: OSError) -> None:
+    warnings.warn(f"Cannot list {folder}: {error}", RuntimeWarning, stacklevel=4)
 
 
 def find_sessions(root: Path, lab: str | None, hash_ids: bool) -> list[Session]:
-    """Every session folder under ``root``, the first of each session key, in id order."""
+    """Every session folder under ``root``, the first of each canonical name, in id order.
+
+    A session's lab is read from the folders below ``root`` (``lab`` fills it in when they
+    name none).
+    """
     found: dict[str, Session] = {}
-    for folder, info in sorted(_iter_sessions(root)):
-        session = _session(folder, info, lab, hash_ids)
-        if session.key in found:
+    folders = sorted(session_folders(root, on_unreadable=_cannot_list), key=lambda f: f[0])
+    for folder, key in folders:
+        session = _session(folder, key, lab, hash_ids)
+        if session.name in found:
             warnings.warn(
-                f"Skipping {folder}: same session as {found[session.key].folder}",
+                f"Skipping {folder}: same session as {found[session.name].folder}",
                 RuntimeWarning,
                 stacklevel=3,
             )
             continue
-        found[session.key] = session
-    return sorted(found.values(), key=lambda s: s.eid)
+        found[session.name] = session
+    return _by_id(found.values())
 
 
 def given_sessions(
@@ -137,14 +101,18 @@ def given_sessions(
             parts = folder.relative_to(root).parts
         except ValueError:
             raise SessionFolderError(f"Session folder {path} is not under {root}") from None
-        info = _session_info(parts) if _is_session_candidate(parts) else None
-        if info is None:
+        key = SessionKey.parse(parts)
+        if key is None:
             raise SessionFolderError(
                 f"{path} is not a session folder ([lab/Subjects/]subject/date/nnn)"
             )
-        session = _session(str(folder), info, lab, hash_ids)
-        (present if folder.is_dir() else absent)[session.key] = session
-    return sorted(present.values()), sorted(absent.values())
+        session = _session(str(folder), key, lab, hash_ids)
+        (present if folder.is_dir() else absent)[session.name] = session
+    return _by_id(present.values()), _by_id(absent.values())
+
+
+def _by_id(sessions: Iterable[Session]) -> list[Session]:
+    return sorted(sessions, key=lambda s: s.eid)
 
 
 class _CollectionCheck:
@@ -168,40 +136,47 @@ class _CollectionCheck:
 
 
 def scan_sessions(sessions: list[Session]) -> Scan:
-    """Stat the ALF files and the folders of ``sessions``; files sorted by path per session."""
+    """Stat the ALF files and the folders of ``sessions``; files sorted by path per session.
+
+    A symbolic link that is broken, loops or leads out of its session is skipped with a
+    warning (`one_flows.walk.link_problem`).
+    """
     scan = Scan(sessions)
     valid_name: dict[str, bool] = {}
     valid_dir = _CollectionCheck()
     for session in sessions:
-        eid = session.eid
+        eid, session_name = session.eid, session.name
         files: list[tuple[str, int, int]] = []
-        stack = [(session.folder, "")]
-        while stack:
-            current, rel_dir = stack.pop()
-            # The folder's mtime is read before its listing: a file added meanwhile changes it.
+        # Each folder's mtime is read before its listing: a file added meanwhile changes it.
+        for listing in walk(session.folder, mtimes=True):
+            rel_dir = listing.rel
             scan.dir_eids.append(eid)
             scan.dir_paths.append(rel_dir)
-            scan.dir_mtimes.append(os.stat(current).st_mtime_ns)
-            for entry in os.scandir(current):
-                if entry.is_dir():
-                    sub = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                    stack.append((entry.path, sub))
-                    continue
+            scan.dir_mtimes.append(listing.mtime_ns)
+            if not valid_dir(rel_dir):
+                continue
+            links = listing.links
+            for entry in listing.files + links if links else listing.files:
                 name = entry.name
                 ok = valid_name.get(name)
                 if ok is None:
                     ok = valid_name[name] = is_valid(name) and not is_flag_file(name)
-                if not ok or not valid_dir(rel_dir):
+                if not ok:
+                    continue
+                linked = links and entry.is_symlink()
+                if linked and (problem := link_problem(entry.path, session.folder)):
+                    warnings.warn(f"Skipping {entry.path}: {problem}", RuntimeWarning, 4)
                     continue
                 try:
                     st = entry.stat()
-                except OSError:  # broken symlink or vanished file
+                except OSError:  # vanished, or cannot be stat'ed
                     continue
-                files.append((f"{rel_dir}/{name}" if rel_dir else name, st.st_size, st.st_mtime_ns))
+                rel_path = f"{rel_dir}/{name}" if rel_dir else name
+                files.append((rel_path, st.st_size, st.st_mtime_ns))
         files.sort()
         for rel_path, size, mtime in files:
             scan.eids.append(eid)
-            scan.keys.append(session.key)
+            scan.names.append(session_name)
             scan.rel_paths.append(rel_path)
             scan.sizes.append(size)
             scan.mtimes.append(mtime)

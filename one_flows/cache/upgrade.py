@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from one_flows.cache.files import SESSIONS_FILE
-from one_flows.cache.ids import dataset_id, session_id, session_key
+from one_flows.cache.ids import dataset_id, session_id
 from one_flows.cache.lock import changing, lock_tables
 from one_flows.cache.state import Previous, Stored, read_previous, write
 from one_flows.cache.tables import CacheTables, conform, load_table, load_tables, save_tables
+from one_flows.walk import SessionKey
 
 __all__ = ["upgrade_ids", "upgrade_tables"]
 
@@ -33,7 +34,7 @@ def _is_uuid5(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 IdUpgrades = dict[str, tuple[str, str]]
-"""Sessions whose ids are uuid5s of an earlier version: {old id: (uuid3 id, session key)}."""
+"""Sessions whose ids are uuid5s of an earlier version: {old id: (uuid3 id, canonical name)}."""
 
 
 def id_upgrades(sessions: pd.DataFrame) -> IdUpgrades:
@@ -45,8 +46,8 @@ def id_upgrades(sessions: pd.DataFrame) -> IdUpgrades:
     upgrades = {}
     columns = (rows[c] for c in ("lab", "subject", "date", "number"))
     for eid, lab, subject, day, number in zip(rows.index, *columns, strict=True):
-        key = session_key(lab if isinstance(lab, str) else "", subject, day, number)
-        upgrades[eid] = (session_id(key), key)
+        key = SessionKey.of(subject, day, number, lab if isinstance(lab, str) else None)
+        upgrades[eid] = (session_id(key), key.canonical)
     return upgrades
 
 

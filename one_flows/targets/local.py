@@ -22,7 +22,6 @@ from one_flows.cache import (
     lock_tables,
     save_tables,
     session_id,
-    session_key,
     table_metadata,
     tables_generation,
     upgrade_ids,
@@ -34,6 +33,7 @@ from one_flows.targets.base import (
     RegisteredDataset,
     RegistrationRefused,
 )
+from one_flows.walk import SessionKey
 
 __all__ = ["LocalTarget"]
 
@@ -185,7 +185,7 @@ class LocalTarget:
             raise ValueError("a local session record needs a start_time for its date")
         day = datetime.date.fromisoformat(str(record["start_time"])[:10])
         lab = record.get("lab") or ""
-        eid = session_id(session_key(lab, record["subject"], day, record["number"]))
+        eid = session_id(SessionKey.of(record["subject"], day, record["number"], lab))
         row = {
             "lab": lab,
             "subject": record["subject"],
@@ -272,7 +272,7 @@ class LocalTarget:
                     f"no session {batch.session_path} in {self.cache_dir}", status=400
                 )
             session = found[0]
-            key = session_key(session["lab"] or "", subject, date, number)
+            key = SessionKey.of(subject, date, number, session["lab"])
             ids = [dataset_id(key, name) for name in batch.filenames]
             rows = pd.DataFrame(
                 {

@@ -87,7 +87,7 @@ def test_changed_folders_are_rescanned_but_in_place_rewrites_are_not_seen(alf_tr
     real_scan = cache.build.scan_sessions
 
     def spy(sessions):
-        scanned.extend(s.key for s in sessions)
+        scanned.extend(s.name for s in sessions)
         return real_scan(sessions)
 
     monkeypatch.setattr(cache.build, "scan_sessions", spy)

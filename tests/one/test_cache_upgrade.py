@@ -14,6 +14,7 @@ from one.api import One
 from one_flows import cache
 from one_flows.cache import load_tables, make_parquet_db, save_tables, update_tables
 from one_flows.targets import FileBatch, LocalTarget
+from one_flows.walk import SessionKey
 
 from .conftest import KS, age, as_written_by_uuid5_versions
 
@@ -24,7 +25,7 @@ OLD_STATE_FILES = ("_scan_state.parquet", "_scan_dirs.parquet")
 def _uuid3_rule(tables: cache.CacheTables) -> None:
     """Every id is the uuid3 of its session key (and relative path) in the fixed namespace."""
     keys = {
-        eid: cache.session_key(r["lab"], r["subject"], r["date"], r["number"])
+        eid: SessionKey.of(r["subject"], r["date"], r["number"], r["lab"]).canonical
         for eid, r in tables.sessions.iterrows()
     }
     assert all(eid == str(uuid.uuid3(cache.ID_NAMESPACE, key)) for eid, key in keys.items())
