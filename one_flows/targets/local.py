@@ -272,12 +272,13 @@ class LocalTarget:
         subject, date, number = batch.session_path.split("/")
         with lock_tables(self.cache_dir), self._lock:
             tables = self._tables(changing=True)
-            found = self._matching(tables.sessions, subject, date, int(number), batch.lab)
+            # As Alyx: the session is its subject, date and number; the lab only breaks ties.
+            found = self._matching(tables.sessions, subject, date, int(number), None)
             if not found:
                 raise RegistrationRefused(
                     f"no session {batch.session_path} in {self.cache_dir}", status=400
                 )
-            session = found[0]
+            session = next((s for s in found if s["lab"] == batch.lab), found[0])
             key = session_key(session["lab"] or "", subject, date, number)
             ids = [dataset_id(key, name) for name in batch.filenames]
             rows = pd.DataFrame(
