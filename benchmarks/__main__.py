@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import BENCHMARKS
-from benchmarks.core import REPO, Figure, make_context
+from benchmarks.core import REPO, Figure, Measurement, make_context
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -86,9 +86,9 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _cell(seconds: float, rss: float, key_value: str | None = None) -> str:
-    main = key_value if key_value is not None else f"{seconds:.4g} s"
-    return f"{main}\n{rss:.0f} MiB"
+def _cell(m: Measurement, key_value: str | None = None) -> str:
+    main = key_value if key_value is not None else f"{m.seconds:.4g} s"
+    return f"{main}\n{m.memory}"
 
 
 def print_table(figures: list[Figure], console: Console) -> None:
@@ -100,7 +100,7 @@ def print_table(figures: list[Figure], console: Console) -> None:
 
         def cell(m: Any, f: Figure = f) -> str:
             value = None if f.key == "seconds" else f"{m.value(f.key):.4g} {f.unit}"
-            return f"{m.label}\n" + _cell(m.seconds, m.peak_rss_mib, value)
+            return f"{m.label}\n" + _cell(m, value)
 
         verdict = "" if f.target is None else f"{f.target.text} → {'met' if f.met else 'MISSED'}"
         style = None if f.met is None else ("green" if f.met else "red")

@@ -35,6 +35,12 @@ def _peak_children_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def _children_cpu_seconds() -> float:
+    """User and system time of the children and their waited-for descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _work(target: str, args_json: str, result_path: str) -> None:
     module_name, _, function_name = target.partition(":")
     function = getattr(importlib.import_module(module_name), function_name)
@@ -60,6 +66,7 @@ def _launch(commands: list[list[str]], result_path: str | None) -> dict:
     report: dict = {
         "process_seconds": wall,
         "peak_rss_mib": _peak_children_mib(),
+        "cpu_seconds": _children_cpu_seconds(),
         "stdout": [out for out, _ in outputs],
     }
     failed = [

@@ -90,6 +90,9 @@ class Measurement:
     ``seconds`` is the work's time (the function's own timing for Python work, which leaves out
     interpreter start and imports unless it says otherwise; the whole process for commands);
     ``process_seconds`` the process's wall time; ``peak_rss_mib`` its peak resident memory.
+    ``cpu_seconds`` is the CPU time of the process and the children it waited for (e.g. the
+    embedded Prefect API of ``one-flows register``), which other processes on a busy machine
+    stretch less than the wall time.
     """
 
     label: str
@@ -97,10 +100,26 @@ class Measurement:
     peak_rss_mib: float
     process_seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
     def value(self, key: str) -> float:
         """``seconds``, or the numeric detail called ``key``."""
         return self.seconds if key == "seconds" else float(self.details[key])
+
+    @property
+    def computed(self) -> bool:
+        """Whether this side was computed (see `computed`) rather than measured."""
+        return bool(self.details.get("computed"))
+
+    @property
+    def memory(self) -> str:
+        """Its peak RSS for a table, e.g. "140 MiB"; "computed" for a computed side."""
+        return "computed" if self.computed else f"{self.peak_rss_mib:.0f} MiB"
+
+
+def computed(label: str, seconds: float) -> Measurement:
+    """A side that is computed, not measured (a bound such as a latency model's floor)."""
+    return Measurement(label, seconds, 0.0, 0.0, {"computed": True})
 
 
 def _launch(ctx: Context, args: list[str], env: Mapping[str, str] | None) -> dict[str, Any]:
@@ -134,7 +153,14 @@ def measure_call(
     report = _launch(ctx, ["--call", function, json.dumps(kwargs)], env)
     details = report["result"]
     seconds = details.pop("seconds")
-    return Measurement(label, seconds, report["peak_rss_mib"], report["process_seconds"], details)
+    return Measurement(
+        label,
+        seconds,
+        report["peak_rss_mib"],
+        report["process_seconds"],
+        details,
+        report["cpu_seconds"],
+    )
 
 
 def measure_commands(
@@ -146,7 +172,8 @@ def measure_commands(
     """
     report = _launch(ctx, ["--commands", json.dumps(commands)], env)
     wall = report["process_seconds"]
-    return Measurement(label, wall, report["peak_rss_mib"], wall, {"stdout": report["stdout"]})
+    details = {"stdout": report["stdout"]}
+    return Measurement(label, wall, report["peak_rss_mib"], wall, details, report["cpu_seconds"])
 
 
 def best_of(repeats: int, measure: Callable[[], Measurement]) -> Measurement:
@@ -244,6 +271,7 @@ def _measurement_json(m: Measurement, key: str) -> dict[str, Any]:
         "value": m.value(key),
         "seconds": m.seconds,
         "process_seconds": m.process_seconds,
+        "cpu_seconds": m.cpu_seconds,
         "peak_rss_mib": m.peak_rss_mib,
         "details": details,
     }

@@ -9,7 +9,9 @@ the flow) and complete the claims. Target: flow ≤ 1.2 × library. The flow is 
 Prefect's flow-run heartbeats off, and so is a trivial flow, to show what the heartbeat thread
 costs (Prefect joins it at the end of each run, and it sleeps in whole seconds). Separately, the
 boot of Prefect's ephemeral server (no server configured): a trivial flow run without a server
-against one with a running server.
+against one with a running server. The flow and the library run again against an Alyx test
+server with the latency model of a real Alyx (``registration.REALISTIC``), the flow beside the
+floor that model sets as well.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from benchmarks.core import (
     measure_call,
     timed,
 )
-from benchmarks.registration import make_tree
-from one_flows.testing import AlyxTestServer
+from benchmarks.registration import REALISTIC, floor, make_tree
+from one_flows.testing import AlyxTestServer, LatencyModel
 from one_flows.testing.prefect_server import PrefectServer
 
 NAME = "prefect_flow"
@@ -38,20 +40,23 @@ FLAG = "create_me.flag"
 PARALLEL_SESSIONS = 4
 
 
-def library(root: str, url: str) -> dict:
-    """Find, claim, register and complete the flagged sessions with the library alone."""
+def library(root: str, url: str | None = None) -> dict:
+    """Find, claim, register and complete the flagged sessions with the library alone.
+
+    Into the Alyx at ``url``, or into ONE cache tables in ``root`` without one.
+    """
     from one_flows import flags
     from one_flows.alyx import AlyxClient
     from one_flows.registration import RegistrationClient
+    from one_flows.targets import LocalTarget
 
     def register() -> list:
         claims = [flags.claim(f, "benchmark-library") for f in flags.find_flags(root)]
-        with AlyxClient(url) as alyx:
-            client = RegistrationClient(alyx, max_workers=PARALLEL_SESSIONS)
-            try:
-                reports = client.register_sessions([c.flag.session_path for c in claims])
-            finally:
-                client.close()
+        with contextlib.ExitStack() as stack:
+            target = LocalTarget(root) if url is None else stack.enter_context(AlyxClient(url))
+            client = RegistrationClient(target, max_workers=PARALLEL_SESSIONS)
+            stack.callback(client.close)
+            reports = client.register_sessions([c.flag.session_path for c in claims])
         for claim, report in zip(claims, reports, strict=True):
             if report.ok:
                 flags.complete(claim)
@@ -120,19 +125,26 @@ def warm_up() -> dict:
 
 
 def _register(
-    ctx: Context, label: str, side: str, sessions: list[Path], env: dict, **kwargs: bool
+    ctx: Context,
+    label: str,
+    side: str,
+    sessions: list[Path],
+    env: dict,
+    latency: str | None = None,
+    **kwargs: bool,
 ) -> Measurement:
     for session in sessions:
         (session / FLAG).touch()
     root = sessions[0].parents[3]
-    with AlyxTestServer() as alyx:
-        alyx.start()
+    with AlyxTestServer(latency=latency) as alyx:
         # Each measurement hashes from a cold digest cache of its own.
         env = {
             **env,
             "ALYX_LOGIN": alyx.username,
             "ALYX_PASSWORD": alyx.password,
-            "ONE_FLOWS_CACHE_DIR": str(ctx.folder("digests-" + re.sub(r"\W+", "-", label))),
+            "ONE_FLOWS_CACHE_DIR": str(
+                ctx.folder(f"digests-{latency}-" + re.sub(r"\W+", "-", label))
+            ),
         }
         m = measure_call(
             ctx, label, f"{__name__}:{side}", env=env, root=str(root), url=alyx.url, **kwargs
@@ -143,7 +155,8 @@ def _register(
 
 
 def run(ctx: Context) -> list[Figure]:
-    """Measure the flow and the library on the same tree, then the ephemeral boot."""
+    """Measure the flow and the library on the same tree, on the fast and the realistic Alyx
+    test server, then the ephemeral boot."""
     sizes = ctx.sizes(NAME, SIZES)
     n, files = sizes["sessions"], sizes["files_per_session"]
     sessions = make_tree(ctx, n, files, sizes["large_mib"], folder="prefect-tree")
@@ -155,6 +168,10 @@ def run(ctx: Context) -> list[Figure]:
         lib = _register(ctx, "library (flags + RegistrationClient)", "library", sessions, {})
         run_flow = _register(ctx, "register-new-sessions flow", "flow", sessions, env)
         quiet_flow = _register(ctx, "flow, heartbeats off", "flow", sessions, env, heartbeats=False)
+        slow_lib = _register(
+            ctx, "library (flags + RegistrationClient)", "library", sessions, {}, REALISTIC
+        )
+        slow_flow = _register(ctx, "register-new-sessions flow", "flow", sessions, env, REALISTIC)
         served = measure_call(
             ctx, "trivial flow, running server", f"{__name__}:trivial_flow", env=env
         )
@@ -176,15 +193,17 @@ def run(ctx: Context) -> list[Figure]:
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         },
     )
+    work = f"register {n} flagged sessions × {files} files"
     return [
+        Figure(NAME, work, run_flow, lib, Target("≤ 1.2 × the library", 1.2)),
+        Figure(NAME, f"the same, Prefect's heartbeats off ({n} sessions)", quiet_flow, lib),
+        Figure(NAME, f"{work}, on an Alyx with real costs ({REALISTIC})", slow_flow, slow_lib),
         Figure(
             NAME,
-            f"register {n} flagged sessions × {files} files",
-            run_flow,
-            lib,
-            Target("≤ 1.2 × the library", 1.2),
+            f"the same on the realistic server, vs the floor its latency model sets ({n} sessions)",
+            slow_flow,
+            floor(LatencyModel.preset(REALISTIC), n, files),
         ),
-        Figure(NAME, f"the same, Prefect's heartbeats off ({n} sessions)", quiet_flow, lib),
         Figure(NAME, "Prefect's heartbeats: trivial flow, on vs off", served, quiet),
         Figure(NAME, "ephemeral server boot: trivial flow, vs a running server", ephemeral, served),
     ]

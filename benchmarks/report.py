@@ -16,7 +16,8 @@ def _side(side: dict[str, Any] | None, unit: str) -> str:
         return "—"
     value = side["value"]
     shown = f"{value:.4g} s" if unit == "s" else f"{value:.3g} {unit}"
-    return f"{side['label']}: {shown}, {side['peak_rss_mib']:.0f} MiB"
+    memory = "computed" if side["details"].get("computed") else f"{side['peak_rss_mib']:.0f} MiB"
+    return f"{side['label']}: {shown}, {memory}"
 
 
 def markdown(results: dict[str, Any]) -> str:

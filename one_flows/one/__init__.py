@@ -8,7 +8,7 @@ Alyx database (`one_flows.one.alyx`), whose files the downloader fetches
 """
 
 from .alyx import AlyxSource
-from .api import One
+from .api import ONE, One
 from .download import (
     DownloadAuthError,
     Downloader,
@@ -23,12 +23,15 @@ from .errors import (
     ALFMultipleRevisionsFound,
     ALFObjectNotFound,
     DatasetHashMismatch,
+    NoCacheTables,
+    NotInSource,
 )
 from .objects import AlfBunch, SessionDataInfo
 from .source import CacheFirst, Source
 from .tables import TableSource
 
 __all__ = [
+    "ONE",
     "ALFMultipleCollectionsFound",
     "ALFMultipleObjectsFound",
     "ALFMultipleRevisionsFound",
@@ -43,6 +46,8 @@ __all__ = [
     "DownloadProgress",
     "Downloader",
     "FileTransfer",
+    "NoCacheTables",
+    "NotInSource",
     "One",
     "SessionDataInfo",
     "Source",

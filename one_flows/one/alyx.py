@@ -14,7 +14,9 @@ ONE-api's local mode find them there without a network.
 How Alyx filters (measured on Alyx 3.6, see ``tests/contract``): ``subject`` and ``lab`` match
 whole names, case aside; ``projects`` and ``task_protocol`` substrings; ``users``,
 ``dataset_types`` and ``datasets`` (exact file names, with a file on the server) must all be
-there; lists are sent comma-joined.
+there; lists are sent comma-joined. A dataset type that is not one of the database's is sent as
+the database's type it names with or without a namespace (``sync.times`` as
+``_spikeglx_sync.times``; `one_flows.one.source.same_type`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from one_flows.hashing import md5
 
 from .download import Downloader, FileTransfer
 from .errors import ALFMultipleObjectsFound, ALFObjectNotFound
-from .source import Source, dataset_rows
+from .source import Source, dataset_rows, same_type
 from .tables import validate_date_range
 
 __all__ = ["SEARCH_TERMS", "AlyxSource"]
@@ -134,6 +136,7 @@ class AlyxSource(Source):
         self._records: dict[str, dict[str, Any]] = {}
         self._details: dict[str, tuple[float, dict[str, Any]]] = {}
         self._rows: dict[str, pd.DataFrame] = {}
+        self._type_names: list[str] | None = None
 
     def __repr__(self) -> str:
         return f"AlyxSource({self.alyx.base_url!r}, {str(self.cache_dir)!r})"
@@ -150,6 +153,9 @@ class AlyxSource(Source):
                 params["lab"] = value
             elif key == "dataset_qc_lte":
                 params[key] = value.name if hasattr(value, "name") else value
+            elif key == "dataset_types":
+                names = [value] if isinstance(value, str) else list(value)
+                params[key] = [self._type_name(name) for name in names]
             else:
                 params[key] = value
         records = self.alyx.list_all("/sessions", params)
@@ -158,6 +164,20 @@ class AlyxSource(Source):
             self._records[record["id"]] = record
         eids = [r["id"] for r in records]
         return eids, (records if details else None)
+
+    def _type_name(self, asked: str) -> str:
+        """The database's name of a dataset type asked with or without a namespace (see
+        `same_type`); the database's types are read at the first search by type."""
+        if self._type_names is None:
+            self._type_names = self.values("dataset-types")
+        if asked in self._type_names:
+            return asked
+        found = [name for name in self._type_names if same_type(asked, name)]
+        if len(found) > 1:
+            raise ALFMultipleObjectsFound(
+                f"Dataset type {asked!r} names several types of {self.where}: {found}"
+            )
+        return found[0] if found else asked
 
     def to_eid(self, id: Any) -> str | None:
         if isinstance(id, uuid.UUID):

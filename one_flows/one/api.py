@@ -7,7 +7,8 @@ username=..., password=...)`` (or ``alyx=`` an `AlyxClient`, or anything with an
 from its data repositories into ``cache_dir`` (see `one_flows.one.alyx`). Calls are ONE-api's
 (``search``, ``search_terms``, ``list_datasets``, ``list_collections``, ``list_revisions``,
 ``list_subjects``, ``get_details``, ``eid2path``, ``path2eid``, ``load_object``,
-``load_dataset``, ``load_datasets``) and the older tutorial's (``list``, ``load``). ``mode``
+``load_dataset``, ``load_datasets``) and the older tutorial's (``list``, ``load``; ``load``
+gives every match of a type: see `One.load`). ``ONE(...)`` is ONE-api's factory. ``mode``
 (and each call's ``query_type``) is ONE's: 'local' answers from the cache tables only, 'remote'
 from Alyx, 'auto' from the cache tables for the sessions they hold and from Alyx for the rest
 (searches go to Alyx, and to the cache tables when Alyx cannot be reached). The query API asks a
@@ -35,7 +36,15 @@ Deliberate differences from ONE-api's ``One``:
 - ``list_datasets(None)``, ``list_collections`` and ``list_revisions`` return sorted lists.
 - ``search(dataset_qc_lte=...)`` without ``datasets`` returns sessions having any dataset at or
   below that QC (ONE returns none), and local ``search`` records include the session ``id``.
-- Unknown sessions give empty listings and ``ALFObjectNotFound`` on load.
+- Unknown sessions give empty listings (ONE's ``list_datasets`` an empty DataFrame) and
+  ``ALFObjectNotFound`` on load.
+- Local mode on a folder without cache tables raises ``NoCacheTables`` (ONE warns, then answers
+  every query empty). ``search(users=...)`` and ``list(None, 'users')`` on cache tables, which
+  hold no users, raise ``NotInSource`` (ONE: an invalid search term).
+- Dataset types, which the cache tables do not hold, are those the file names imply, named as
+  Alyx names them (`one_flows.one.source.dataset_type`); a type asked with or without its
+  namespace finds the same datasets (``sync.times`` and ``_spikeglx_sync.times``), locally and
+  on an Alyx. ``search(dataset_types=...)`` works locally too.
 - Remote: search terms are checked against Alyx 3.6's session filters, known in advance, rather
   than against the schema the server sends (ONE's first request); files come from each file
   record's ``data_url`` (ONE joins its own ``HTTP_DATA_SERVER`` setting with the path), several
@@ -52,6 +61,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from one_flows.alf import get_session_path
@@ -62,12 +72,25 @@ from one_flows.loaders import load_file_content
 
 from .alyx import AlyxSource
 from .download import Downloader, ProgressCallback
-from .errors import ALFMultipleCollectionsFound, ALFMultipleObjectsFound, ALFObjectNotFound
+from .errors import (
+    ALFMultipleCollectionsFound,
+    ALFMultipleObjectsFound,
+    ALFObjectNotFound,
+    NoCacheTables,
+)
 from .objects import AlfBunch, SessionDataInfo, name_parts, read_object
-from .source import DATASET_COLUMNS, CacheFirst, Source, dataset_type, split_rel_path
+from .source import (
+    DATASET_COLUMNS,
+    CacheFirst,
+    Source,
+    dataset_type,
+    is_of_type,
+    same_type,
+    split_rel_path,
+)
 from .tables import TableSource, category_mask, qc_passes
 
-__all__ = ["One"]
+__all__ = ["ONE", "One"]
 
 _FILE_PARTS = ("namespace", "object", "attribute", "timescale", "extra", "extension")
 DATA_LOGIN = "HTTP_DATA_SERVER_LOGIN"
@@ -92,13 +115,17 @@ def _pattern(patterns: str | Iterable[str], wildcards: bool) -> re.Pattern[str]:
 class One:
     """Queries over ONE cache tables or an Alyx database; see the module documentation.
 
+    The arguments are ONE-api's (``One(cache_dir, mode, wildcards, tables_dir)``, and
+    ``ONE(base_url=..., username=..., ...)``), plus ours.
+
     Args:
         cache_dir: the local cache: cache tables, and the files (downloaded ones too). With an
             Alyx, by default the ``CACHE_DIR`` of ONE-api's settings for it, else
             ``~/Downloads/ONE/<host>`` as ONE-api does.
-        tables: cache tables to query instead of those in ``cache_dir``.
-        wildcards: globs (True) or regular expressions (False) in patterns.
         mode: 'local', 'remote' or 'auto' (default: 'remote' with an Alyx, else 'local').
+        wildcards: globs (True) or regular expressions (False) in patterns.
+        tables_dir: where the cache tables are, when not in ``cache_dir`` (local mode only).
+        tables: cache tables to query instead of those in ``cache_dir``.
         alyx: an `AlyxClient`, or an object whose ``get_client()`` gives one (an
             ``AlyxCredentials`` block).
         base_url, username, password, token: the Alyx to connect to, as ONE-api takes them;
@@ -112,15 +139,22 @@ class One:
         cache_rest: ONE-api's switch of its REST cache: None asks Alyx again on every call;
             otherwise a session's details are reused for 5 minutes, as ONE-api does.
         silent: accepted for ONE-api's sake; nothing is printed either way.
+
+    Raises:
+        NoCacheTables: local mode on a folder without cache tables (ONE-api warns, and then
+            answers every query empty).
+        ValueError: a mode or a combination of arguments that cannot be served (``tables_dir``
+            with an Alyx: the downloads' tables are kept in ``cache_dir``).
     """
 
     def __init__(
         self,
         cache_dir: str | os.PathLike | None = None,
+        mode: str | None = None,
+        wildcards: bool = True,
+        tables_dir: str | os.PathLike | None = None,
         *,
         tables: CacheTables | None = None,
-        wildcards: bool = True,
-        mode: str | None = None,
         alyx: Any = None,
         base_url: str | None = None,
         username: str | None = None,
@@ -159,8 +193,21 @@ class One:
             )
         elif cache_dir is None:
             raise ValueError("give the cache_dir to query, or an Alyx to connect to")
+        if tables_dir is not None and self.alyx is not None:
+            raise ValueError(
+                "tables_dir is for local mode only: with an Alyx, the cache tables of the "
+                "downloaded files are kept in cache_dir"
+            )
         self.cache_dir = Path(cache_dir)
-        self._local = TableSource(self.cache_dir, tables=tables, wildcards=wildcards)
+        self._local = TableSource(
+            self.cache_dir, tables=tables, wildcards=wildcards, tables_dir=tables_dir
+        )
+        if self.alyx is None and not self._local.has_tables():
+            raise NoCacheTables(
+                f"No ONE cache tables (sessions.pqt) in {self._local.tables_dir}: build them "
+                f"with `one-flows cache {self._local.tables_dir}`, or connect to an Alyx "
+                "(One(base_url=...))"
+            )
         if self.alyx is not None:
             self._remote = AlyxSource(
                 self.alyx,
@@ -258,9 +305,10 @@ class One:
         field; a list means any of them), ``date_range`` (a date, or a list of one or two dates
         or None, inclusive), ``number`` (one or several), ``datasets`` (regular expressions that
         must each fully match the file name of an existing dataset of the session),
-        ``dataset_types`` (``object.attribute`` names that must all be present) and
-        ``dataset_qc_lte`` (QC at or below which those datasets must be). With ``details``, also
-        return the session records. Results are sorted by date, subject then number, descending.
+        ``dataset_types`` (type names, with or without the namespace, that must all be present)
+        and ``dataset_qc_lte`` (QC at or below which those datasets must be). With ``details``,
+        also return the session records. Results are sorted by date, subject then number,
+        descending.
         """
         source = self._source(query_type)
         terms = {self._complete(k, source): v for k, v in kwargs.items()}
@@ -641,36 +689,50 @@ class One:
         check_hash: bool = False,
         query_type: str | None = None,
     ) -> list[Any] | SessionDataInfo:
-        """Older ONE loading by dataset type (``object.attribute``), one entry per type asked.
+        """Older ONE loading by dataset type: one position per type asked, in order.
 
-        A type with no dataset gives None (so outputs keep their order). Without types, all the
-        session's types are loaded. ``dclass_output`` returns a ``SessionDataInfo``, whose
-        ``url`` is each file's download URL when the source is an Alyx.
+        A type is ``object.attribute`` with or without the files' namespace
+        (``_spikeglx_sync.times`` or ``sync.times``; from an Alyx, also its own type names).
+        Each position holds what matches its type: the data of the one dataset; a list of every
+        match's data when several match (one per collection and file name, e.g. ``spikes.times``
+        of each probe, sorted by relative path); an empty list when none does. Each dataset is
+        its default revision, or the last on or before ``revision``; ``collection`` is a
+        pattern. Without types, every type of the session. ``dclass_output`` returns a
+        ``SessionDataInfo`` whose ``dataset_id``, ``local_path``, ``url`` (the download URL, from
+        an Alyx) and ``data`` hold, per position, the same way: one value, a list, or an empty
+        list.
         """
         source = self._source(query_type)
         found = self._eid(eid, source)
-        session_rows = source.datasets(found)
-        types = sorted(set(_dataset_types(session_rows)))
-        if dataset_types is not None:
+        rows = self._last_before(self._filter(source.datasets(found), None, collection), revision)
+        if dataset_types is None:
+            types = sorted(set(_dataset_types(rows)))
+        else:
             types = _listify(dataset_types)
-        chosen = []
-        for dtype in types:
-            obj, _, attribute = dtype.partition(".")
-            query = {"object": obj, "attribute": attribute} if attribute else {"object": obj}
-            chosen.append(self._find_one(session_rows, query, collection, revision))
-        rows = pd.concat(chosen) if chosen else session_rows.iloc[0:0]
-        files = iter(source.files(rows, check_hash) if len(rows) else [])
+        matches = [rows[_of_type(rows, t)].sort_values("rel_path") for t in types]
+        present = [m for m in matches if len(m)]
+        loaded = iter(source.files(pd.concat(present), check_hash) if present else [])
         info = SessionDataInfo()
-        for dtype, row in zip(types, chosen, strict=True):
-            path = next(files) if len(row) else None
+        for dtype, match in zip(types, matches, strict=True):
+            paths = [next(loaded) for _ in range(len(match))]
+            urls = match["data_url"].tolist() if "data_url" in match else [None] * len(match)
+            data = paths if download_only else [load_file_content(p) for p in paths]
             info.dataset_type.append(dtype)
-            info.dataset_id.append(row["id"].iloc[0] if len(row) else None)
-            info.local_path.append(path)
             info.eid.append(found)
-            url = row["data_url"].iloc[0] if len(row) and "data_url" in row.columns else None
-            info.url.append(url)
-            info.data.append(path if download_only else load_file_content(path))
+            for values, column in zip(
+                (match["id"].tolist(), paths, urls, data),
+                (info.dataset_id, info.local_path, info.url, info.data),
+                strict=True,
+            ):
+                column.append(values[0] if len(values) == 1 else values)
         return info if dclass_output else info.data
+
+
+def ONE(*, mode: str = "remote", **kwargs: Any) -> One:
+    """ONE-api's factory, for scripts that call ``ONE(...)``: a `One` in ``mode``, 'remote' by
+    default as in ONE-api (``ONE()`` connects to the Alyx of the environment or of ONE-api's
+    settings; ``ONE(cache_dir=..., mode='local')`` reads cache tables)."""
+    return One(mode=mode, **kwargs)
 
 
 def _dataset_types(rows: pd.DataFrame) -> list[str]:
@@ -678,6 +740,17 @@ def _dataset_types(rows: pd.DataFrame) -> list[str]:
     if "dataset_type" in rows.columns:
         return rows["dataset_type"].astype(str).tolist()
     return [dataset_type(split_rel_path(r)[2]) for r in rows["rel_path"]]
+
+
+def _of_type(rows: pd.DataFrame, dtype: str) -> np.ndarray:
+    """Mask of the rows of a dataset type: by file name, or by the source's type name."""
+    mask = category_mask(rows["name"], lambda name: is_of_type(name, dtype))
+    if "dataset_type" in rows.columns:
+        types = rows["dataset_type"].to_numpy()
+        mask |= np.fromiter(
+            (isinstance(t, str) and same_type(dtype, t) for t in types), bool, len(types)
+        )
+    return mask
 
 
 def _escape(value: str | None, wildcards: bool) -> str | None:

@@ -14,6 +14,8 @@ __all__ = [
     "ALFMultipleRevisionsFound",
     "ALFObjectNotFound",
     "DatasetHashMismatch",
+    "NoCacheTables",
+    "NotInSource",
 ]
 
 
@@ -35,3 +37,12 @@ class ALFMultipleRevisionsFound(ALFError):
 
 class DatasetHashMismatch(ALFError):
     """A file's md5 differs from the one recorded for its dataset."""
+
+
+class NotInSource(ALFError, ValueError):
+    """The source holds nothing to answer the query with (the cache tables hold no users):
+    refused, rather than answered empty."""
+
+
+class NoCacheTables(ALFError, FileNotFoundError):
+    """A folder queried in local mode holds no ONE cache tables."""

@@ -10,8 +10,10 @@ strings, and dataset rows prepared by `dataset_rows`.
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ __all__ = [
     "Source",
     "dataset_rows",
     "dataset_type",
+    "is_of_type",
+    "same_type",
     "split_rel_path",
 ]
 
@@ -48,10 +52,53 @@ def split_rel_path(rel_path: str) -> tuple[str, str, str]:
     return folder, "", name
 
 
+DEFAULT_NAMESPACE = "ibl"
+"""The namespace that Alyx databases leave out of dataset type names (``trials.intervals`` is
+the type of ``_ibl_trials.intervals.npy``); other namespaces are part of the name
+(``_spikeglx_sync.times``, ``_iblrig_taskData.raw``)."""
+
+_NAMESPACED = re.compile(r"_(?P<namespace>[^_.]+)_(?P<rest>.+)")
+
+
+def _file_type(name: str) -> tuple[str, str]:
+    """A file name's namespace ('' for none) and ``object.attribute[_timescale]``."""
+    namespace, obj, attribute, timescale = name_parts(name)[:4]
+    return namespace, f"{obj}.{attribute}_{timescale}" if timescale else f"{obj}.{attribute}"
+
+
 def dataset_type(name: str) -> str:
-    """The ``object.attribute`` dataset type a file name implies."""
-    parts = name_parts(name)
-    return f"{parts[1]}.{parts[2]}"
+    """The dataset type a file name implies, named as Alyx databases name types:
+    ``object.attribute`` (``_timescale`` included), after the file's namespace unless that is
+    `DEFAULT_NAMESPACE`: ``_spikeglx_sync.times``, ``trials.intervals``,
+    ``trials.intervals_bpod``."""
+    namespace, own = _file_type(name)
+    return f"_{namespace}_{own}" if namespace and namespace != DEFAULT_NAMESPACE else own
+
+
+@lru_cache(maxsize=65536)
+def _without_namespace(type_name: str) -> tuple[str | None, str]:
+    found = _NAMESPACED.fullmatch(type_name)
+    return (found["namespace"], found["rest"]) if found else (None, type_name)
+
+
+def same_type(asked: str, type_name: str) -> bool:
+    """Whether a dataset type asked for names ``type_name`` (a type, or a file name's
+    ``_namespace_object.attribute``): the same type with or without a namespace on either side
+    (``sync.times`` and ``_spikeglx_sync.times``; not ``_ibl_sync.times`` and
+    ``_spikeglx_sync.times``). An ``object`` without attribute names every type of the object.
+    """
+    asked_namespace, asked_rest = _without_namespace(asked)
+    namespace, rest = _without_namespace(type_name)
+    if asked_namespace and namespace and asked_namespace != namespace:
+        return False
+    return asked_rest == (rest if "." in asked_rest else rest.partition(".")[0])
+
+
+def is_of_type(name: str, asked: str) -> bool:
+    """Whether the file ``name`` is of the dataset type asked for (see `same_type`), its own
+    namespace, ``_ibl_`` too, being the one it has."""
+    namespace, own = _file_type(name)
+    return same_type(asked, f"_{namespace}_{own}" if namespace else own)
 
 
 def dataset_rows(datasets: pd.DataFrame) -> pd.DataFrame:

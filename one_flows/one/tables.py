@@ -8,8 +8,10 @@ keep them. It only reads: tables and files are never modified.
 Search semantics are ONE-api's local ones: subject, lab, projects and task protocol are regular
 expressions found anywhere in the field (plain substrings with ``wildcards=False``), a list means
 any of them; ``datasets`` are regular expressions that must each fully match the file name of an
-existing dataset of the session, ``dataset_types`` ``object.attribute`` names that must all be
-present. The tables hold no users: a search by users is refused, not answered empty.
+existing dataset of the session, ``dataset_types`` ``object.attribute`` names (with or without
+the files' namespace: ``_spikeglx_sync.times`` or ``sync.times``) that must all be present. The
+tables hold no users: a search or listing of users raises `NotInSource`, rather than answer
+empty.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from one_flows.alf import get_session_path, session_path_parts
 from one_flows.cache import QC, QC_LEVELS, CacheTables, load_tables
 from one_flows.hashing import md5
 
-from .errors import ALFMultipleObjectsFound, DatasetHashMismatch
-from .source import Source, dataset_rows, dataset_type
+from .errors import ALFMultipleObjectsFound, DatasetHashMismatch, NotInSource
+from .source import Source, dataset_rows, dataset_type, is_of_type
 
 __all__ = ["TableSource", "qc_passes"]
 
@@ -90,7 +92,8 @@ def _rows_by_session(eids: pd.Series) -> dict[str, slice | np.ndarray]:
 class TableSource(Source):
     """Sessions and datasets of ONE cache tables, files under ``cache_dir``.
 
-    ``tables`` replaces the tables of ``cache_dir`` (another source may supply them). With
+    ``tables_dir`` is where the tables are, when not in ``cache_dir`` (ONE-api's
+    ``tables_dir``); ``tables`` replaces them (another source may supply them). With
     ``wildcards`` (default) search patterns are regular expressions, otherwise substrings.
     """
 
@@ -120,9 +123,11 @@ class TableSource(Source):
         *,
         tables: CacheTables | None = None,
         wildcards: bool = True,
+        tables_dir: str | os.PathLike | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
-        self.where = f"the cache tables in {self.cache_dir}"
+        self.tables_dir = self.cache_dir if tables_dir is None else Path(tables_dir)
+        self.where = f"the cache tables in {self.tables_dir}"
         self.wildcards = wildcards
         self._given = tables
         self._loaded = False
@@ -131,14 +136,18 @@ class TableSource(Source):
         return f"TableSource({str(self.cache_dir)!r}, {len(self._table()[0])} sessions)"
 
     def reload(self) -> None:
-        """Read the tables of ``cache_dir`` again at the next query (a writer changed them)."""
+        """Read the tables of ``tables_dir`` again at the next query (a writer changed them)."""
         self._loaded = False
+
+    def has_tables(self) -> bool:
+        """Whether there are tables to query: given, or a sessions table in ``tables_dir``."""
+        return self._given is not None or (self.tables_dir / "sessions.pqt").is_file()
 
     def _table(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not self._loaded:
             tables = self._given
             if tables is None:
-                tables = load_tables(self.cache_dir, datasets_index=False)
+                tables = load_tables(self.tables_dir, datasets_index=False)
             self._set_tables(tables)
             self._loaded = True
         return self._sessions, self._datasets
@@ -182,8 +191,8 @@ class TableSource(Source):
         sessions, _ = self._table()
         refused = [t for t in terms if t in self.refused_terms]
         if refused:
-            raise ValueError(
-                f"The cache tables in {self.cache_dir} hold no {', '.join(refused)}: search an "
+            raise NotInSource(
+                f"The cache tables in {self.tables_dir} hold no {', '.join(refused)}: search an "
                 "Alyx database for these (One(base_url=...))"
             )
         mask = np.ones(len(sessions), dtype=bool)
@@ -227,7 +236,7 @@ class TableSource(Source):
             regex = re.compile(pattern)
             masks.append(category_mask(d["name"], lambda n, r=regex: r.fullmatch(n) is not None))
         for dtype in _listify(terms.get("dataset_types", [])):
-            masks.append(category_mask(d["name"], lambda n, t=dtype: dataset_type(n) == t))
+            masks.append(category_mask(d["name"], lambda n, t=dtype: is_of_type(n, t)))
         if not masks:
             masks.append(np.ones(len(d), dtype=bool))
         eids: set[str] | None = None
@@ -293,8 +302,8 @@ class TableSource(Source):
             return sorted(set(sessions["lab"].dropna()) - {""})
         if keyword == "dataset-types":
             return sorted({dataset_type(n) for n in datasets["name"].cat.categories})
-        raise ValueError(
-            f"The cache tables in {self.cache_dir} hold no {keyword}: list them from an Alyx "
+        raise NotInSource(
+            f"The cache tables in {self.tables_dir} hold no {keyword}: list them from an Alyx "
             "database (One(base_url=...))"
         )
 

@@ -4,6 +4,10 @@
 >>> report = client.register_session("/data/cortexlab/Subjects/algernon/2026-01-03/001")
 >>> report.counts
 {<Outcome.CREATED: 'created'>: 12, <Outcome.UNCHANGED: 'unchanged'>: 0, ...}
+>>> session, records = report  # as ONE-api's register_session returns them
+
+A script written for ONE-api's ``RegistrationClient(one)`` runs with only its import changed
+(``from one_flows.registration import RegistrationClient``): see `RegistrationClient`.
 """
 
 from one_flows.registration.client import (
@@ -32,6 +36,7 @@ from one_flows.registration.outcomes import (
     UNKNOWN_EXTENSION,
     FileOutcome,
     Outcome,
+    RegisteredFiles,
     SessionReport,
 )
 from one_flows.registration.revisions import next_revision, unprotected_rel_path
@@ -55,6 +60,7 @@ __all__ = [
     "LedgerSession",
     "MemberNotFound",
     "Outcome",
+    "RegisteredFiles",
     "RegistrationClient",
     "RegistrationError",
     "RegistrationLedger",

@@ -6,7 +6,8 @@ The methods have the names, arguments and meanings of ONE-api's
 - Per-file work yields outcomes (`FileOutcome`, `SessionReport`), not exceptions: a file that
   cannot be registered is reported with the reason, and the other files go on.
 - Re-running is safe: a session is always looked up before it is created, and files whose size
-  and hash the target already holds are not sent again.
+  and hash the target already holds are not sent again (ONE-api sends them): their record in
+  the answer holds what is known of them (`FileOutcome.dataset`).
 - One session, one record, whatever its folder is called: creation is serialised per subject,
   date and number (`session_lock`) across the threads and processes of a machine, so folders
   naming the same session (``001``, ``01``, ``1``, with or without ``lab/Subjects``) share the
@@ -16,6 +17,9 @@ The methods have the names, arguments and meanings of ONE-api's
   that subject and day (ONE-api looks at the local disk only).
 - Datasets registered to a session whose file is gone from the folder are reported
   (``SessionReport.deleted``), and marked missing where the target records it.
+- The answers have ONE-api's shapes (``session, records = register_session(...)``, records from
+  ``register_files``), with the outcomes beside them (`SessionReport`, `RegisteredFiles`).
+- ``create_new_session`` starts the session at the time of ``date`` (ONE-api: at midnight).
 - A session that exists is updated with only the fields the caller gave (ONE-api resets its
   start time to midnight and its type to "Experiment").
 - Session folders are numbered atomically: concurrent ``create_new_session`` calls for one
@@ -35,6 +39,7 @@ import sqlite3
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,7 +79,9 @@ from one_flows.registration.outcomes import (
     UNKNOWN_EXTENSION,
     FileOutcome,
     Outcome,
+    RegisteredFiles,
     SessionReport,
+    unchanged_record,
 )
 from one_flows.registration.revisions import unprotected_rel_path
 from one_flows.registration.sessions import (
@@ -153,6 +160,31 @@ def _ledger_beside(digest_cache: DigestCache | str | os.PathLike[str] | bool) ->
     return ":memory:" if path == ":memory:" else Path(path).with_name(LEDGER_FILE_NAME)
 
 
+def _alyx_of(one: Any) -> AlyxClient:
+    """The Alyx client of a ONE instance: ours as it is; ONE-api's (``one.alyx``, its
+    ``AlyxClient``) rebuilt from its URL, logged-in user and token, without importing ONE-api.
+
+    Raises:
+        TypeError: ``one`` is not connected to an Alyx (or not a ONE instance at all).
+    """
+    alyx = getattr(one, "alyx", None)
+    if isinstance(alyx, AlyxClient):
+        return alyx
+    base_url = getattr(alyx, "base_url", None)
+    if not isinstance(base_url, str):
+        raise TypeError(
+            f"RegistrationClient takes a ONE instance connected to an Alyx, an AlyxClient or a "
+            f"RegistrationTarget (such as LocalTarget(cache_dir)), not {type(one).__name__}"
+        )
+    token = getattr(alyx, "_token", None)
+    if isinstance(token, dict):
+        token = token.get("token")
+    if not isinstance(token, str) or not token:
+        header = (getattr(alyx, "_headers", None) or {}).get("Authorization", "")
+        token = header.removeprefix("Token ").strip() or None
+    return AlyxClient(base_url, username=getattr(alyx, "user", None), token=token)
+
+
 @dataclass(slots=True)
 class _Candidate:
     """A registrable file on its way to the target."""
@@ -200,9 +232,13 @@ class RegistrationClient:
     """Creates sessions and registers files into a registration target.
 
     Args:
-        target: a `RegistrationTarget`, or an `AlyxClient` (wrapped in an `AlyxTarget`); None
-            connects to the Alyx server configured in the environment.
-        session_root: the folder ``create_new_session`` makes session folders in by default.
+        target: a `RegistrationTarget`; an `AlyxClient` (wrapped in an `AlyxTarget`); a ONE
+            instance connected to an Alyx, as ONE-api's ``RegistrationClient(one)`` takes it
+            (ONE-api's ``OneAlyx``, whose URL, user and token are used, or our
+            `one_flows.one.One`); None connects to the Alyx server configured in the
+            environment.
+        session_root: the folder ``create_new_session`` makes session folders in by default
+            (with a ONE instance, by default its ``cache_dir``, as ONE-api's).
         digest_cache: a `DigestCache`, the path of one, True for `default_digest_cache_path()`
             or False to hash every file every time.
         max_workers: sessions registered at once by ``register_sessions`` and
@@ -225,8 +261,14 @@ class RegistrationClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         ledger: RegistrationLedger | str | os.PathLike[str] | bool = True,
     ) -> None:
+        self.one: Any = None
+        """The ONE instance given in place of a target, as ONE-api's client keeps it."""
         if target is None:
             target = AlyxClient()
+        elif not isinstance(target, AlyxClient | RegistrationTarget):
+            self.one, target = target, _alyx_of(target)
+            if session_root is None:
+                session_root = getattr(self.one, "cache_dir", None)
         self.target: RegistrationTarget = (
             AlyxTarget(target) if isinstance(target, AlyxClient) else target
         )
@@ -331,15 +373,16 @@ class RegistrationClient:
         date: Any = None,
         register: bool = True,
         **kwargs: Any,
-    ) -> tuple[Path, str | None]:
+    ) -> tuple[Path, uuid.UUID | None]:
         """Make the next ``session_root/subject/date/NNN`` folder, and its session record.
 
         ``date`` (a date, datetime or ISO string; default now) gives the folder's date and,
         when registering, the session's start time unless ``start_time`` is given. The subject
         must exist in the target. The number is past both the folders under ``session_root``
         and the sessions the target holds for the subject and day (which another machine may
-        have created). Returns the folder and the session id (None when ``register`` is
-        False). Other keyword arguments go to ``register_session``.
+        have created). Returns the folder and the session id as a ``uuid.UUID``, as ONE-api
+        does (None when ``register`` is False). Other keyword arguments go to
+        ``register_session``.
         """
         root = session_root if session_root is not None else self.session_root
         if root is None:
@@ -352,7 +395,7 @@ class RegistrationClient:
         if not register:
             return session_path, None
         kwargs.setdefault("start_time", when)
-        return session_path, self.register_session(session_path, **kwargs).eid
+        return session_path, uuid.UUID(self.register_session(session_path, **kwargs).eid)
 
     def register_session(
         self,
@@ -396,6 +439,11 @@ class RegistrationClient:
         report's ``deleted`` and marked missing in targets that record it (local tables set
         ``exists`` to False; Alyx is left as it is, see the README).
 
+        The report unpacks as ONE-api's answer: ``session, records = client.register_session(
+        path)`` gives the session record as the target returns it (Alyx's full record; for a
+        session that existed and got no new field, read once more) and the dataset records (None
+        with ``file_list=False``); see `SessionReport`.
+
         Raises:
             ValueError, TypeError: a bad argument; nothing was sent.
             SubjectNotFound, MemberNotFound: an unknown subject or user.
@@ -406,6 +454,7 @@ class RegistrationClient:
             file_options.get("protected", "revision"), file_options.get("max_md5_size")
         )
         fields = session_changes(key, users, kwargs)
+        with_files = file_list is not False and file_list is not None
         ledger = self._registration_ledger()
         entry = None if ledger is None else ledger.session(self.target.label, key.path)
         if entry is not None and not recheck:
@@ -419,6 +468,7 @@ class RegistrationClient:
             )
             held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
             if report is not None and self.target.holds(entry.eid, held):
+                report.with_files = with_files
                 logger.info("%s (all as in the ledger)", report.summary())
                 return report
         trusted = None if recheck else entry
@@ -429,7 +479,12 @@ class RegistrationClient:
         for user in fields.get("users", ()):
             self._require("users", user)
         session, created, duplicates = self._create_or_update(key, fields)
-        report = SessionReport(key.path, session, created, duplicates=duplicates)
+        if not created and not fields:
+            # A search found it: its short record, where ONE-api's update answers the full one.
+            session = self.target.session_record(session["id"]) or session
+        report = SessionReport(
+            key.path, session, created, duplicates=duplicates, with_files=with_files
+        )
         stats: dict[Path, os.stat_result] = {}
         if files is not None:
             paths, skipped = files
@@ -478,7 +533,10 @@ class RegistrationClient:
         assert report.session is not None and report.eid is not None
         same = entry is not None and entry.eid == report.eid
         kept_fields = fields or (entry.fields if entry is not None and same else None)
-        updated = LedgerSession(report.eid, report.session, kept_fields)
+        record = dict(report.session)
+        if record.get("data_dataset_session_related"):
+            record["data_dataset_session_related"] = []  # kept small: the file rows say it
+        updated = LedgerSession(report.eid, record, kept_fields)
         covered: set[str] = set()
         for outcome in report.files:
             if outcome.rel_path is None or name_problem(outcome.rel_path) is not None:
@@ -689,7 +747,7 @@ class RegistrationClient:
         max_md5_size: int | None = None,
         protected: ProtectedMode = "revision",
         **kwargs: Any,
-    ) -> list[FileOutcome] | list[dict[str, Any]]:
+    ) -> RegisteredFiles | list[dict[str, Any]] | dict[str, Any] | None:
         """Register files to their sessions, one request per session (per ``batch_size`` files).
 
         Files are grouped by the session folder they lie in. Files of ``max_md5_size`` bytes
@@ -699,11 +757,16 @@ class RegistrationClient:
         them there (ONE-api's behaviour); ``"fail"`` reports them as failed. Other keyword
         arguments are added to the request body.
 
-        Returns one `FileOutcome` per input file, in input order; with ``dry``, the request
-        bodies that would be sent (ONE-api's ``dry=True``), after hashing, sending nothing.
+        Returns what ONE-api's returns: for a list of files, a `RegisteredFiles`, the list of
+        the dataset records in input order (None for a file not registered) whose ``outcomes``
+        give one `FileOutcome` per file, in the same order; for one file (a str or path), its
+        record or None (``register_files([path]).outcomes[0]`` says why). With ``dry``, the
+        request bodies that would be sent (the one body for one file), after hashing, sending
+        nothing.
         """
-        paths = [Path(file_list)] if isinstance(file_list, str | os.PathLike) else list(file_list)
-        return self._register(
+        single = isinstance(file_list, str | os.PathLike)
+        paths = [Path(file_list)] if single else list(file_list)
+        result = self._register(
             [Path(p) for p in paths],
             versions=versions,
             default=default,
@@ -716,6 +779,11 @@ class RegistrationClient:
             protected=protected,
             **kwargs,
         )
+        if not dry:
+            result = RegisteredFiles(result)
+        if single:
+            return result[0] if result else None
+        return result
 
     def _register(
         self,
@@ -837,7 +905,7 @@ class RegistrationClient:
                 and (repository is None or repository in held.repositories)
             )
             if same:
-                dataset = {"id": held.id}
+                dataset = unchanged_record(held.id, c.rel_path, c.dataset_type, c.size)
                 outcomes[c.index] = c.outcome(Outcome.UNCHANGED, dataset=dataset)
             else:
                 remaining.append(c)
@@ -1134,7 +1202,9 @@ def _report_from_ledger(
                 dataset_type=known.dataset_type,
                 md5=known.md5,
                 size=known.identity[0],
-                dataset={"id": known.dataset_id},
+                dataset=unchanged_record(
+                    known.dataset_id, rel_path, known.dataset_type, known.identity[0]
+                ),
             )
         )
     return SessionReport(key.path, entry.record, False, outcomes)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from one_flows.targets.base import dataset_record
 from one_flows.walk import BROKEN_LINK, LINK_LEAVES_SESSION, LINK_LOOP  # the links not read
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "UNKNOWN_EXTENSION",
     "FileOutcome",
     "Outcome",
+    "RegisteredFiles",
     "SessionReport",
+    "unchanged_record",
 ]
 
 NOT_ALF = "not an ALF file name"
@@ -54,8 +58,10 @@ class FileOutcome:
 
     ``path`` is where the file is now; ``moved_from`` where it was, when a protected dataset
     made registration move it into a new revision folder (as ONE-api does). ``rel_path`` is the
-    path relative to the session folder, as registered. ``dataset`` is the target's dataset
-    record, for created files.
+    path relative to the session folder, as registered. ``dataset`` is the dataset's record:
+    the target's answer for a created file; for an unchanged file, which was not sent again, what
+    is known of it without asking (``id``, ``name``, ``collection``, ``revision``,
+    ``dataset_type``, ``file_size``: keys of the target's records).
     """
 
     path: Path
@@ -68,15 +74,58 @@ class FileOutcome:
     dataset: dict[str, Any] | None = None
     moved_from: Path | None = None
 
+    @property
+    def registered(self) -> bool:
+        """Whether the target holds the file as it is (created or unchanged)."""
+        return self.status in (Outcome.CREATED, Outcome.UNCHANGED)
+
+
+def unchanged_record(
+    dataset_id: str, rel_path: str, dataset_type: str | None, size: int | None
+) -> dict[str, Any]:
+    """The record of a file the target holds as it is, which is not sent again: what is known
+    of its dataset without asking, under the keys of Alyx's ``register-file`` records."""
+    return dataset_record(dataset_id, rel_path, dataset_type=dataset_type, file_size=size)
+
+
+def _counts(outcomes: Iterable[FileOutcome]) -> dict[Outcome, int]:
+    tally = Counter(f.status for f in outcomes)
+    return {status: tally.get(status, 0) for status in Outcome}
+
+
+class RegisteredFiles(list):
+    """What ``register_files`` returns for several files: ONE-api's list of dataset records, one
+    per input file in input order (None for a file not registered, as ONE-api), and
+    ``outcomes``, one `FileOutcome` per input file in the same order, saying what happened to
+    each and why.
+
+    >>> records = client.register_files(paths)
+    >>> records[0]["id"], records.outcomes[0].status, records.counts[Outcome.SKIPPED]
+    """
+
+    def __init__(self, outcomes: Iterable[FileOutcome]) -> None:
+        self.outcomes: list[FileOutcome] = list(outcomes)
+        super().__init__(o.dataset if o.registered else None for o in self.outcomes)
+
+    @property
+    def counts(self) -> dict[Outcome, int]:
+        """Number of files per outcome, every outcome present."""
+        return _counts(self.outcomes)
+
 
 @dataclass(slots=True)
 class SessionReport:
     """The outcome of registering one session: its record and one outcome per file.
 
-    ``created`` tells whether this call created the session record (False: it existed and was
-    updated). ``error`` is set only by the batch methods (``register_sessions``,
-    ``create_sessions``) when something stopped this session; other sessions went on.
-    ``attempts`` counts the tries it took, where a caller retries (the Prefect task does).
+    ``session`` is the session record as the target returns it (Alyx's full record, also for a
+    session that existed). ``created`` tells whether this call created the session record
+    (False: it existed and was updated). ``error`` is set only by the batch methods
+    (``register_sessions``, ``create_sessions``) when something stopped this session; other
+    sessions went on. ``attempts`` counts the tries it took, where a caller retries (the Prefect
+    task does). ``with_files`` is False when no file registration was asked (``file_list=False``).
+
+    A report unpacks as ONE-api's ``register_session`` answer, ``session, records = report``
+    (also ``report[0]``, ``report[1]``): see `records`.
 
     ``duplicates`` holds the ids of other records the target holds for the same session
     (subject, date and number), which registration did not use: they should be deleted (Alyx
@@ -93,6 +142,29 @@ class SessionReport:
     attempts: int = 1
     duplicates: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    with_files: bool = True
+
+    def __iter__(self) -> Iterator[Any]:
+        """The session record and `records`, as ONE-api's ``register_session`` returns them: the
+        record's ``data_dataset_session_related`` is the records, when there are any."""
+        records = self.records
+        session = self.session
+        if session is not None and records:
+            session = {**session, "data_dataset_session_related": records}
+        return iter((session, records))
+
+    def __getitem__(self, index: int) -> Any:
+        return tuple(self)[index]
+
+    @property
+    def records(self) -> list[dict[str, Any]] | None:
+        """The dataset records of the files the target holds as they are (created or unchanged,
+        see `FileOutcome.dataset`), in ``files`` order; None without file registration, as
+        ONE-api's (or without a session record). Files skipped or failed have none: ``files``
+        says why."""
+        if not self.with_files or self.session is None:
+            return None
+        return [f.dataset for f in self.files if f.registered and f.dataset is not None]
 
     @property
     def eid(self) -> str | None:
@@ -102,8 +174,7 @@ class SessionReport:
     @property
     def counts(self) -> dict[Outcome, int]:
         """Number of files per outcome, every outcome present."""
-        tally = Counter(f.status for f in self.files)
-        return {status: tally.get(status, 0) for status in Outcome}
+        return _counts(self.files)
 
     @property
     def ok(self) -> bool:

@@ -8,6 +8,7 @@ from one_flows.targets.base import (
     RegisteredDataset,
     RegistrationRefused,
     RegistrationTarget,
+    dataset_record,
 )
 from one_flows.targets.local import LocalTarget
 
@@ -20,4 +21,5 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "dataset_record",
 ]

@@ -90,6 +90,10 @@ class AlyxTarget:
             params["lab"] = lab
         return self.client.list_all("/sessions", params)
 
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """``GET /sessions/<eid>``; None when the server answers 404."""
+        return self.lookup("sessions", eid)
+
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
         """``POST /sessions``."""
         return self.client.post("/sessions", record)

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from one_flows.alf import rel_path_parts
+
 __all__ = [
     "DatasetType",
     "FileBatch",
@@ -19,6 +21,7 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "dataset_record",
 ]
 
 
@@ -30,6 +33,19 @@ class DatasetType:
 
     name: str
     filename_pattern: str = ""
+
+
+def dataset_record(dataset_id: str, rel_path: str, **fields: Any) -> dict[str, Any]:
+    """A dataset record under Alyx's keys: ``id``, then ``name``, ``collection`` and
+    ``revision`` read from ``rel_path`` (relative to the session folder), then ``fields``."""
+    collection, revision, *_ = rel_path_parts(rel_path, assert_valid=False)
+    return {
+        "id": dataset_id,
+        "name": rel_path.rpartition("/")[2],
+        "collection": collection or "",
+        "revision": revision or "",
+        **fields,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +205,11 @@ class RegistrationTarget(Protocol):
     ) -> list[dict[str, Any]]:
         """The session records of a subject on a date (``YYYY-MM-DD``) with that number (any
         number when None)."""
+        ...
+
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The full record of a session, as creating or updating it returns it (Alyx's search
+        answers a short one); None when there is no such session."""
         ...
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:

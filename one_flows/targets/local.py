@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from one_flows.alf import rel_path_parts
 from one_flows.cache import (
     CacheTables,
     dataset_id,
@@ -32,6 +31,7 @@ from one_flows.targets.base import (
     FileBatch,
     RegisteredDataset,
     RegistrationRefused,
+    dataset_record,
 )
 from one_flows.walk import SessionKey
 
@@ -167,6 +167,12 @@ class LocalTarget:
             sessions = self._tables().sessions
         return self._matching(sessions, subject, date, number, lab)
 
+    def session_record(self, eid: str) -> dict[str, Any] | None:
+        """The row of the sessions table of ``eid``, as a record; None when there is none."""
+        with self._lock:
+            sessions = self._tables().sessions
+        return self._session_record(eid, sessions.loc[eid]) if eid in sessions.index else None
+
     @classmethod
     def _matching(
         cls, sessions: pd.DataFrame, subject: str, date: str, number: int | None, lab: str | None
@@ -266,12 +272,13 @@ class LocalTarget:
         subject, date, number = batch.session_path.split("/")
         with lock_tables(self.cache_dir), self._lock:
             tables = self._tables(changing=True)
-            found = self._matching(tables.sessions, subject, date, int(number), batch.lab)
+            # As Alyx: the session is its subject, date and number; the lab only breaks ties.
+            found = self._matching(tables.sessions, subject, date, int(number), None)
             if not found:
                 raise RegistrationRefused(
                     f"no session {batch.session_path} in {self.cache_dir}", status=400
                 )
-            session = found[0]
+            session = next((s for s in found if s["lab"] == batch.lab), found[0])
             key = SessionKey.of(subject, date, number, session["lab"])
             ids = [dataset_id(key, name) for name in batch.filenames]
             rows = pd.DataFrame(
@@ -287,7 +294,7 @@ class LocalTarget:
             datasets = _upsert(tables.datasets, rows, "datasets")
             self._save(dataclasses.replace(tables, datasets=datasets))
         return [
-            _dataset_record(did, session["id"], name)
+            dataset_record(did, name, session=session["id"])
             for did, name in zip(ids, batch.filenames, strict=True)
         ]
 
@@ -321,14 +328,3 @@ def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, table: str) -> pd.DataFrame
 def _dtypes(table: str) -> dict[str, Any]:
     """The column dtypes of the empty cache ``table`` (sessions or datasets); do not modify."""
     return getattr(CacheTables.empty(), table).dtypes.to_dict()
-
-
-def _dataset_record(did: str, eid: str, rel_path: str) -> dict[str, Any]:
-    collection, revision, *_ = rel_path_parts(rel_path)
-    return {
-        "id": did,
-        "name": rel_path.rpartition("/")[2],
-        "collection": collection or "",
-        "revision": revision or "",
-        "session": eid,
-    }

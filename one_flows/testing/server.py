@@ -22,6 +22,7 @@ from . import seed as seeding
 from .endpoints import ROUTES
 from .faults import SPOILERS, Fault, FaultInjector
 from .files import FileServer
+from .latency import LatencyModel, ServerWorkers
 from .protocol import NOT_FOUND_HTML, ApiError, Request, Response, Route
 from .store import Store
 from .throttle import RateLimiter
@@ -34,7 +35,11 @@ class AlyxTestServer:
 
     ``db_path`` None keeps the database in memory; a file keeps it across server objects. With
     ``seed`` an empty database gets the contract's starting state. ``throttle_per_minute`` limits
-    each user's requests per minute (None: no limit; real Alyx allows 550).
+    each user's requests per minute (None: no limit; real Alyx allows 550). ``latency`` makes
+    requests cost what they cost a real server (a `LatencyModel` or a preset's name, e.g.
+    ``"alyx-3.6"``: 4 workers, a read 38 ms, ``POST /register-file`` 45 ms + 33.5 ms per file);
+    None answers at once, as many requests at a time as arrive. Downloads from the data server
+    role (`serve_files`) are not Alyx's work and cost nothing.
     """
 
     USERNAME = "test_user"
@@ -49,6 +54,7 @@ class AlyxTestServer:
         host: str = "127.0.0.1",
         port: int = 0,
         throttle_per_minute: int | None = None,
+        latency: LatencyModel | str | None = None,
     ) -> None:
         self.store = Store(db_path)
         if seed and self.store.is_empty():
@@ -60,6 +66,7 @@ class AlyxTestServer:
         self.password = self.PASSWORD
         self.faults = FaultInjector()
         self.files: FileServer | None = None
+        self.workers = ServerWorkers(LatencyModel.of(latency))
         self._limiter = RateLimiter()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
@@ -240,6 +247,11 @@ class AlyxTestServer:
     def _answer(self, method: str, path: str, query: str, headers: Any, body: bytes) -> Response:
         if self.files is not None and path.startswith(self.files.prefix):
             return self.files.answer(method, path, headers)
+        with self.workers.serve(method, path, body):
+            return self._dispatch(method, path, query, headers, body)
+
+    def _dispatch(self, method: str, path: str, query: str, headers: Any, body: bytes) -> Response:
+        """The answer of the Alyx endpoint ``path`` routes to."""
         for route in ROUTES:
             params = route.match(path)
             if params is not None:
@@ -314,6 +326,9 @@ def _fault_response(fault: Fault) -> Response:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # gunicorn's listen backlog. socketserver's 5 drops the connections of a burst of clients
+    # while the accept loop is busy, and they connect again only after TCP's 1 s SYN retry.
+    request_queue_size = 2048
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore clients that went away (a read timeout fired); report anything else."""

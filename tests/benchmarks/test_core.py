@@ -52,6 +52,7 @@ def ctx(tmp_path: Path) -> Context:
 def test_a_call_reports_its_own_peak_memory(ctx: Context) -> None:
     m = measure_call(ctx, "alloc", "bench_work:allocate", mib=ALLOC_MIB)
     assert m.details == {"allocated": ALLOC_MIB}
+    assert m.cpu_seconds > 0
     assert ALLOC_MIB <= m.peak_rss_mib < ALLOC_MIB + 100
     assert 0 < m.seconds <= m.process_seconds
 
@@ -127,3 +128,9 @@ def test_an_absolute_target_needs_no_peer() -> None:
     assert Figure("b", "w", _m(19.0), None, target).met is True
     assert Figure("b", "w", _m(21.0), None, target).met is False
     assert Figure("b", "w", _m(21.0)).met is None
+
+
+def test_a_command_reports_its_cpu_time(ctx: Context) -> None:
+    spin = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.3: pass"
+    m = measure_commands(ctx, "spin", [[sys.executable, "-c", spin]])
+    assert m.cpu_seconds >= 0.3

@@ -63,7 +63,7 @@ def test_quick_run_records_every_benchmark_with_numbers(quick_run: tuple[str, di
         for side in sides:
             for field in ("value", "seconds", "process_seconds", "peak_rss_mib"):
                 assert _is_number(side[field]), (figure["work"], side["label"], field)
-            assert side["peak_rss_mib"] > 0
+            assert side["peak_rss_mib"] > 0 or side["details"].get("computed")
         if figure["peer"]:
             assert figure["ratio"] == pytest.approx(
                 figure["ours"]["value"] / figure["peer"]["value"]
@@ -96,7 +96,7 @@ def test_every_target_of_the_issue_has_a_figure(quick_run: tuple[str, dict]) -> 
         "flags": 1,
         "registration": 3,
         "prefect_flow": 1,
-        "cli_register": 1,
+        "cli_register": 2,  # first run < 20 s, no-op ≤ 2 s
         "remote": 3,  # ≤ 0.5 × ONE-api (search, list, cold, warm), 3 × sequential, no request
     }
 

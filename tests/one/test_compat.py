@@ -1,5 +1,26 @@
-"""Our One and ONE-api's local One give the same answers, on our tables and on ONE-api's tables."""
+"""Our One and ONE-api's local One give the same answers, on our tables and on ONE-api's tables.
 
+ONE-api's public calls (``One(cache_dir=..., mode="local")``, ``eid2path``, ``path2eid``,
+``get_details``, ``search``, ``list_*``, ``load_*``) run on tables written by one-flows, and ours
+on tables written by ONE-api, over one tree (``conftest.FILES``): two labs and a lab-less
+subject folder, namespaced datasets (``_spikeglx_sync``, ``_iblrig_taskSettings``, ``_ibl_``),
+a session with two probes (``alf/probe00``, ``alf/probe01``, and ``alf/probe00/pykilosort``),
+and revisions. Every answer is compared with ONE-api's.
+
+The deliberate differences, each shown by a test here or in ``test_one_api_calls.py``:
+
+- ids are returned as str (ONE-api 3: ``uuid.UUID``) and paths as ``pathlib.Path`` (ONE-api:
+  its ``ALFPath``, a subclass); they compare equal once converted;
+- pattern matching follows ONE-api's documented semantics where its code does not
+  (`test_known_differences_from_one_api`);
+- an unknown session lists as ``[]`` (ONE-api: an empty DataFrame, even without ``details``);
+- ``list_datasets(None)``, ``list_collections`` and ``list_revisions`` are sorted;
+- a folder without tables raises ``NoCacheTables`` (ONE-api warns and answers every query
+  empty); ``search(dataset_types=...)``, ``list`` and ``load`` answer locally (ONE-api's local
+  mode has no such term, and ONE-api 3 dropped the older ``list``/``load``).
+"""
+
+import uuid
 import warnings
 
 import numpy as np
@@ -59,6 +80,38 @@ def test_search_details_agree(pair):
     assert [r["id"] for r in records] == eids
 
 
+def test_eid2path_and_path2eid_agree_on_every_session(pair, tmp_path):
+    ours, theirs = pair
+    eids = ours.search()
+    assert len(eids) == 8
+    for eid in eids:
+        path = ours.eid2path(eid)
+        assert path == theirs.eid2path(eid) == theirs.eid2path(uuid.UUID(eid))
+        assert path.is_dir()
+        for inside in (path, str(path), path / "alf", path / "alf/probe00/spikes.times.npy"):
+            assert ours.path2eid(inside) == str(theirs.path2eid(inside)) == eid
+    stranger = str(uuid.uuid4())
+    assert ours.eid2path(stranger) is None and theirs.eid2path(stranger) is None
+    elsewhere = tmp_path / "nobody/2020-01-01/001"
+    assert ours.path2eid(elsewhere) is None and theirs.path2eid(elsewhere) is None
+
+
+def test_get_details_agrees_on_every_session(pair):
+    ours, theirs = pair
+    for eid in ours.search():
+        mine, expected = ours.get_details(eid), theirs.get_details(eid)
+        pd.testing.assert_series_equal(mine, expected, check_names=False)
+        assert mine.name == str(expected.name) == eid
+        mine, expected = ours.get_details(eid, full=True), theirs.get_details(eid, full=True)
+        assert list(mine.columns) == list(expected.columns)
+        assert list(mine.index.names) == list(expected.index.names)
+        assert sorted(mine["rel_path"]) == sorted(expected["rel_path"])
+        pd.testing.assert_frame_equal(
+            mine.reset_index().astype(str).sort_values("rel_path", ignore_index=True),
+            expected.reset_index().astype(str).sort_values("rel_path", ignore_index=True),
+        )
+
+
 def test_list_subjects_agrees(pair):
     ours, theirs = pair
     assert ours.list_subjects() == theirs.list_subjects()
@@ -79,6 +132,9 @@ LISTINGS = [
     {"filename": {"object": ["wheel", "trials"], "extension": "npy"}},
     {"filename": {"attribute": "times", "timescale": None}},
     {"collection": "alf", "revision": ""},
+    {"filename": {"namespace": "spikeglx"}},
+    {"filename": "_iblrig_*"},
+    {"filename": {"namespace": "ibl", "object": "trials"}},
 ]
 
 
@@ -136,6 +192,9 @@ OBJECTS = [
     ("ZM", "spikes", {"collection": "*pykilosort"}),
     ("ZM", "clusters", {"collection": "alf/probe01"}),
     ("ZM", "sync", {"extra": "probe00"}),
+    ("ZM", "sync", {"namespace": "spikeglx"}),
+    ("ZM", "taskSettings", {}),
+    ("ZM", "trials", {"namespace": "ibl", "attribute": "intervals"}),
     ("CSHL", "trials", {}),
     ("CSHL", "trials", {"revision": "2023-01-01"}),
     ("KS", "trials", {"revision": "2020-12-31"}),
@@ -186,6 +245,9 @@ DATASETS = [
     ("ZM", "alf/probe00/#2024-01-01#/spikes.times.npy", {}),
     ("ZM", "alf/probe00/spikes.times.npy", {}),
     ("ZM", "*wheel.position", {}),
+    ("ZM", "_spikeglx_sync.times.probe00.npy", {}),
+    ("ZM", "_iblrig_taskSettings.raw.json", {"collection": "raw_behavior_data"}),
+    ("ZM", {"namespace": "spikeglx", "object": "sync"}, {}),
     ("ZM", {"object": "wheel", "attribute": "position"}, {}),
     ("CSHL", "_ibl_trials.table.pqt", {}),
     ("CSHL", "_ibl_passivePeriods.intervalsTable.csv", {}),
@@ -249,6 +311,19 @@ def test_qc_filters_agree(tmp_path, tree_builder, sessions):
         assert ours.list_datasets(eid, **kwargs) == theirs.list_datasets(eid, **kwargs)
     for kwargs in [{"dataset_qc_lte": "PASS", "datasets": "_ibl_trials.choice.npy"}]:
         assert ours.search(**kwargs) == [str(e) for e in theirs.search(**kwargs)]
+
+
+def test_deliberate_differences_in_types_returned(pair):
+    """Ids are str (ONE-api's are UUIDs); an unknown session lists as [] (ONE-api: an empty
+    DataFrame, even without details)."""
+    ours, theirs = pair
+    assert all(isinstance(e, str) for e in ours.search())
+    assert all(isinstance(e, uuid.UUID) for e in theirs.search())
+    assert ours.search() == [str(e) for e in theirs.search()]
+    stranger = str(uuid.uuid4())
+    assert ours.list_datasets(stranger) == []
+    listed = theirs.list_datasets(stranger)
+    assert isinstance(listed, pd.DataFrame) and listed.empty
 
 
 def test_known_differences_from_one_api(pair, sessions):

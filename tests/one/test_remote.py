@@ -156,7 +156,7 @@ def test_older_tutorial_calls(remote_lab, remote_sessions, tmp_path):
     )
     assert info.eid == [eid, eid] and info.dataset_type[1] == "nothing.there"
     assert info.url[0].endswith(f"_ibl_trials.probabilityLeft.{info.dataset_id[0]}.npy")
-    assert info.url[1] is info.local_path[1] is info.dataset_id[1] is info.data[1] is None
+    assert info.url[1] == info.local_path[1] == info.dataset_id[1] == info.data[1] == []
 
 
 def test_loads_download_once_into_ones_layout(remote_lab, remote_sessions, tmp_path):

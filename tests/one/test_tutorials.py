@@ -169,7 +169,7 @@ def test_loading_revisions_and_relative_paths(one):
 
 def test_older_list_and_load_calls(one):
     """Older ONE tutorial: ``one.list(eid)``, ``one.list(None, 'dataset-types')`` and
-    ``one.load(eid, dataset_types=[...])``, which keeps order with an empty entry for a missing
+    ``one.load(eid, dataset_types=[...])``, which keeps order with an empty list for a missing
     type, and ``dclass_output=True``."""
     types = one.list(EID)
     assert "wheel.position" in types and "trials.intervals" in types
@@ -182,9 +182,9 @@ def test_older_list_and_load_calls(one):
         EID, dataset_types=["wheel.position", "nothing.there", "trials.choice"]
     )
     np.testing.assert_array_equal(position, np.linspace(0, 1, 5))
-    assert missing is None and len(choice) == 7
+    assert missing == [] and len(choice) == 7
     info = one.load(EID, dataset_types=["wheel.position", "nothing.there"], dclass_output=True)
     assert isinstance(info, SessionDataInfo) and len(info) == 2
     assert info.local_path[0].name == "_ibl_wheel.position.npy"
-    assert info.dataset_id[1] is None and info.data[1] is None
+    assert info.dataset_id[1] == info.data[1] == []
     assert info.eid == [one.to_eid(EID)] * 2

@@ -72,6 +72,13 @@ def make_session(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def assert_known_part(record: dict, full: dict) -> None:
+    """``record``, that of a file not sent again, holds what is known of its dataset without
+    asking: the keys below, valued as in ``full``, the target's record of the dataset."""
+    assert set(record) == {"id", "name", "collection", "revision", "dataset_type", "file_size"}
+    assert record == {key: full[key] for key in record}
+
+
 def one_api_registration(server: AlyxTestServer, cache_dir: Path):
     """ONE-api's RegistrationClient, the oracle, connected to ``server``."""
     from one.api import ONE

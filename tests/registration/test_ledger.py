@@ -125,7 +125,7 @@ def test_touched_file_rehashes_and_asks_for_its_session_only(server, fresh, tree
 
     after = {key: server.request_count(*key) - n for key, n in before.items()}
     assert after == {
-        ("GET", "/sessions"): 1,
+        ("GET", "/sessions"): 2,  # the search, then the full record of the session found
         ("GET", "/datasets"): 1,
         ("POST", "/register-file"): 0,
         ("GET", "/dataset-types"): 0,  # the ledger knows the file's dataset type
@@ -151,7 +151,7 @@ def test_new_file_sends_only_its_session(server, fresh, tree):
 
     reports = fresh().register_sessions(tree)
 
-    assert server.request_count("GET", "/sessions") - sessions == 1
+    assert server.request_count("GET", "/sessions") - sessions == 2  # search, full record
     assert server.request_count("POST", "/register-file") - posts == 1
     (created,) = reports[2].by_status(Outcome.CREATED)
     assert created.path == new

@@ -77,7 +77,7 @@ def test_batches_are_cut_at_batch_size(alyx, tmp_path, make_session, server):
     _register_session_record(client, path)
     before = server.request_count("POST", "/register-file")
 
-    outcomes = client.register_files(_files(path, GOOD_FILES))
+    outcomes = client.register_files(_files(path, GOOD_FILES)).outcomes
 
     assert server.request_count("POST", "/register-file") - before == 3
     assert [o.status for o in outcomes] == [Outcome.CREATED] * len(GOOD_FILES)
@@ -92,7 +92,7 @@ def test_every_input_gets_an_outcome_in_input_order(client, make_session, tmp_pa
     missing = path / "alf" / "_ibl_trials.intervals.npy"
     inputs = [*_files(path, BAD_FILES), stray, missing, *_files(path, GOOD_FILES)]
 
-    outcomes = client.register_files(inputs)
+    outcomes = client.register_files(inputs).outcomes
 
     assert [o.path for o in outcomes] == inputs
     reasons = {o.path.name: (o.status, o.reason) for o in outcomes}
@@ -124,8 +124,12 @@ def test_files_at_or_above_max_md5_size_are_registered_without_hash(client, alyx
     path = make_session({"alf/_ibl_trials.table.pqt": b"a" * 10, "alf/spikes.times.npy": b"b" * 9})
     eid = _register_session_record(client, path)
 
-    outcomes = client.register_files(_files(path, ["alf/_ibl_trials.table.pqt"]), max_md5_size=10)
-    outcomes += client.register_files(_files(path, ["alf/spikes.times.npy"]), max_md5_size=10)
+    outcomes = client.register_files(
+        _files(path, ["alf/_ibl_trials.table.pqt"]), max_md5_size=10
+    ).outcomes
+    outcomes += client.register_files(
+        _files(path, ["alf/spikes.times.npy"]), max_md5_size=10
+    ).outcomes
 
     assert [o.md5 is None for o in outcomes] == [True, False]
     assert all(o.status is Outcome.CREATED for o in outcomes)
@@ -149,7 +153,7 @@ def test_server_refusing_one_file_fails_only_that_file(client, alyx, make_sessio
     )
     client._matcher = None
 
-    outcomes = client.register_files(_files(path, files))
+    outcomes = client.register_files(_files(path, files)).outcomes
 
     status = {o.path.name: o.status for o in outcomes}
     assert status == {
@@ -167,7 +171,7 @@ def test_request_level_refusal_fails_every_file(client, make_session, server):
     _register_session_record(client, path)
     before = server.request_count("POST", "/register-file")
 
-    outcomes = client.register_files(_files(path, GOOD_FILES), repository="nowhere")
+    outcomes = client.register_files(_files(path, GOOD_FILES), repository="nowhere").outcomes
 
     assert {o.status for o in outcomes} == {Outcome.FAILED}
     assert all("nowhere" in o.reason or "repository" in o.reason.lower() for o in outcomes)
@@ -179,7 +183,7 @@ def test_unknown_500_fails_the_batch_without_retrying(client, make_session, serv
     _register_session_record(client, path)
     server.faults.add(method="POST", path="/register-file", kind="status", status=500, times=1)
 
-    outcomes = client.register_files(_files(path, GOOD_FILES))
+    outcomes = client.register_files(_files(path, GOOD_FILES)).outcomes
 
     assert {o.status for o in outcomes} == {Outcome.FAILED}
     assert server.request_count("POST", "/register-file") == 1
@@ -224,7 +228,7 @@ def test_protected_dataset_moves_to_a_new_revision_like_one_api(
     shutil.copytree(ours, theirs)
     today = datetime.date.today().isoformat()
 
-    outcomes = client.register_files(_files(ours, PROTECTION_FILES))
+    outcomes = client.register_files(_files(ours, PROTECTION_FILES)).outcomes
 
     assert [o.status for o in outcomes] == [Outcome.CREATED, Outcome.CREATED]
     moved = outcomes[0]
@@ -241,7 +245,7 @@ def test_protected_dataset_moves_to_a_new_revision_like_one_api(
 def test_protected_dataset_reported_when_asked_not_to_move(client, alyx, make_session, tmp_path):
     path = _protected_session(client, alyx, make_session, tmp_path / "data")
 
-    outcomes = client.register_files(_files(path, PROTECTION_FILES), protected="fail")
+    outcomes = client.register_files(_files(path, PROTECTION_FILES), protected="fail").outcomes
 
     assert [(o.status, o.reason) for o in outcomes] == [
         (Outcome.FAILED, PROTECTED),
@@ -259,7 +263,7 @@ def test_protected_revision_folder_taken_is_failed_not_overwritten(
     squatter.parent.mkdir()
     squatter.write_bytes(b"someone else's")
 
-    outcomes = client.register_files(_files(path, PROTECTION_FILES))
+    outcomes = client.register_files(_files(path, PROTECTION_FILES)).outcomes
 
     assert outcomes[0].status is Outcome.FAILED
     assert outcomes[0].reason.startswith(PROTECTED)

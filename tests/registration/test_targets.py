@@ -91,7 +91,7 @@ def test_local_files_of_an_unregistered_session_fail(make_session, tmp_path):
     client = RegistrationClient(LocalTarget(tmp_path / "cache"), digest_cache=False)
     path = make_session({"alf/spikes.times.npy": b"t"})
 
-    (outcome,) = client.register_files([path / "alf/spikes.times.npy"])
+    (outcome,) = client.register_files([path / "alf/spikes.times.npy"]).outcomes
 
     assert outcome.status is Outcome.FAILED and "no session" in outcome.reason
 
