@@ -139,7 +139,8 @@ def scan_sessions(sessions: list[Session]) -> Scan:
     """Stat the ALF files and the folders of ``sessions``; files sorted by path per session.
 
     A symbolic link that is broken, loops or leads out of its session is skipped with a
-    warning (`one_flows.walk.link_problem`).
+    warning (`one_flows.walk.link_problem`), and so is a folder that cannot be listed (no
+    permission, a path longer than PATH_MAX): only its own files are left out.
     """
     scan = Scan(sessions)
     valid_name: dict[str, bool] = {}
@@ -148,7 +149,7 @@ def scan_sessions(sessions: list[Session]) -> Scan:
         eid, session_name = session.eid, session.name
         files: list[tuple[str, int, int]] = []
         # Each folder's mtime is read before its listing: a file added meanwhile changes it.
-        for listing in walk(session.folder, mtimes=True):
+        for listing in walk(session.folder, mtimes=True, on_unreadable=_cannot_list):
             rel_dir = listing.rel
             scan.dir_eids.append(eid)
             scan.dir_paths.append(rel_dir)
