@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from one_flows.flags.claims import is_claim_lock
 from one_flows.flags.names import is_flag_file
+from one_flows.walk import walk
 
 _log = logging.getLogger(__name__)
 
@@ -33,6 +34,23 @@ QUIET_SECONDS = 60.0
 
 def _is_flag_bookkeeping(name: str) -> bool:
     return is_flag_file(name) or is_claim_lock(name)
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """The entry's own status (a symbolic link's, not its target's); None if it is gone, or
+    cannot be read (with a warning)."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        _log.warning("cannot stat %s: %s", exc.filename, exc.strerror)
+        return None
+
+
+def _cannot_list(folder: str, error: OSError) -> None:
+    if not isinstance(error, FileNotFoundError):  # removed while we walked: the next look sees it
+        _log.warning("cannot list %s: %s", error.filename, error.strerror)
 
 
 @dataclass(frozen=True)
@@ -79,10 +97,11 @@ class SessionActivity:
 def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
     """Walk a session folder once and summarise its data (flag files left out).
 
-    Symbolic links count with their own times and are not followed.  Raises FileNotFoundError
-    or NotADirectoryError if the session folder is missing.  A folder or file inside it that
-    cannot be read (no permission, a path longer than the system allows) is left out with a
-    warning: registration then fails that session, naming it.
+    The walk is `one_flows.walk`'s, hidden entries included: symbolic links count with their
+    own times and are not followed.  Raises FileNotFoundError or NotADirectoryError if the
+    session folder is missing.  A folder or file inside it that cannot be read (no permission,
+    a path longer than the system allows) is left out with a warning: registration then fails
+    that session, naming it.
     """
     root = os.fspath(session_path)
     if not os.path.isdir(root):
@@ -90,32 +109,18 @@ def session_activity(session_path: str | os.PathLike[str]) -> SessionActivity:
         raise NotADirectoryError(f"session folder {root!r} is not a directory")
     latest = -math.inf
     files = size = 0
-    stack = [root]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except FileNotFoundError:
-            continue  # removed while we walked; the next look sees the change
-        except OSError as exc:
-            _log.warning("cannot list %s: %s", exc.filename, exc.strerror)
-            continue
-        with entries:
-            for entry in entries:
-                if _is_flag_bookkeeping(entry.name):
-                    continue
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    _log.warning("cannot stat %s: %s", exc.filename, exc.strerror)
-                    continue
-                latest = max(latest, stat.st_mtime, stat.st_ctime)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    files += 1
-                    size += stat.st_size
+    for listing in walk(root, hidden=True, on_unreadable=_cannot_list):
+        entered = []
+        for entry in (*listing.folders, *listing.files, *listing.links, *listing.others):
+            if _is_flag_bookkeeping(entry.name) or (stat := _lstat(entry)) is None:
+                continue
+            latest = max(latest, stat.st_mtime, stat.st_ctime)
+            if entry.is_dir(follow_symlinks=False):
+                entered.append(entry)
+            else:
+                files += 1
+                size += stat.st_size
+        listing.folders[:] = entered
     return SessionActivity(latest, files, size)
 
 

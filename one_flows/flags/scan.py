@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Collection, Iterator
-from datetime import date
 from pathlib import Path
 
-from one_flows.alf import is_session_path
 from one_flows.flags.errors import FlagError, FlagLocationError
 from one_flows.flags.names import (
     CLAIMABLE,
@@ -18,6 +16,7 @@ from one_flows.flags.names import (
     name_pattern,
     parse_name,
 )
+from one_flows.walk import find_named, is_session_folder
 
 _log = logging.getLogger(__name__)
 
@@ -39,17 +38,6 @@ def check_root(root: str | os.PathLike[str]) -> str:
     return text
 
 
-def _is_session_folder(folder: str) -> bool:
-    """True if ``folder`` ends in subject/date/number with a real calendar date."""
-    if not is_session_path(folder):
-        return False
-    try:
-        date.fromisoformat(os.path.basename(os.path.dirname(folder)))
-    except ValueError:
-        return False
-    return True
-
-
 def flag_in(
     folder: str, entry: os.DirEntry[str], names: tuple[str, ...], states: Collection[FlagState]
 ) -> Flag | FlagError | None:
@@ -65,12 +53,17 @@ def flag_in(
         return FlagLocationError(entry.path, "is a symbolic link; flags must be regular files")
     if not entry.is_file(follow_symlinks=False):
         return FlagLocationError(entry.path, "is not a regular file")
-    if not _is_session_folder(folder):
+    if not is_session_folder(folder):
         return FlagLocationError(
             entry.path, "is not in a session folder (expected .../subject/YYYY-MM-DD/number/)"
         )
     path = Path(entry.path)
     return Flag(path, path.parent, name, state, attempt, run_id)
+
+
+def _cannot_list(folder: str, error: OSError) -> None:
+    if not isinstance(error, FileNotFoundError | NotADirectoryError):  # vanished meanwhile
+        _log.warning("cannot list %s: %s", folder, error)
 
 
 def find_flags(
@@ -82,37 +75,20 @@ def find_flags(
     """Yield the flags under ``root`` whose name is one of ``names`` and state one of ``states``.
 
     By default only claimable flags (pending and failed) are yielded; pass
-    ``states=FlagState`` to see every flag, e.g. for a report or the reaper.  Hidden folders
-    (name starting with ``'.'``) are skipped and symbolic links to folders are never followed,
-    so links cannot lead the walk out of ``root`` or around a loop.  A flag that cannot be used
-    (outside a session folder, a symbolic link, a directory) goes to ``on_error`` as a
-    :class:`FlagError` and the walk goes on; ``on_error=None`` drops such errors silently.
-    Folders that vanish or cannot be listed during the walk are skipped.
+    ``states=FlagState`` to see every flag, e.g. for a report or the reaper.  The walk is
+    `one_flows.walk`'s: hidden folders (name starting with ``'.'``) are skipped and symbolic
+    links to folders are never followed, so links cannot lead the walk out of ``root`` or
+    around a loop.  A flag that cannot be used (outside a session folder, a symbolic link, a
+    directory) goes to ``on_error`` as a :class:`FlagError` and the walk goes on;
+    ``on_error=None`` drops such errors silently.  Folders that vanish or cannot be listed
+    during the walk are skipped.
     """
     names = tuple(names)
     states = frozenset(states)
     name_pattern(names)  # validates the names before the walk starts
-    stack = [check_root(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = os.scandir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as error:
-            _log.warning("cannot list %s: %s", folder, error)
-            continue
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name[0] == ".":
-                    continue
-                if name.startswith(names):  # every state's name starts with the flag's name
-                    found = flag_in(folder, entry, names, states)
-                    if isinstance(found, Flag):
-                        yield found
-                        continue
-                    if found is not None and on_error is not None:
-                        on_error(found)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+    for folder, entry in find_named(check_root(root), names, on_unreadable=_cannot_list):
+        found = flag_in(folder, entry, names, states)
+        if isinstance(found, Flag):
+            yield found
+        elif found is not None and on_error is not None:
+            on_error(found)

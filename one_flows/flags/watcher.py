@@ -13,6 +13,7 @@ from one_flows.flags.errors import FlagError
 from one_flows.flags.names import DEFAULT_NAMES, Flag, FlagState, name_pattern
 from one_flows.flags.readiness import QUIET_SECONDS, SessionActivity, session_activity
 from one_flows.flags.scan import ErrorHandler, check_root, flag_in, log_flag_error
+from one_flows.walk import list_folder
 
 # A folder modified this recently may change again within the same mtime tick on coarse file
 # systems, so its listing is not trusted until it is older than this (git's "racy clean").
@@ -90,21 +91,17 @@ class FlagWatcher:
         self._waiting: dict[Path, SessionActivity | None] = {}
 
     def _list(self, folder: str, mtime_ns: int) -> _Folder:
+        entries = list_folder(folder)
         listing = _Folder(mtime_ns, time.time() - mtime_ns / 1e9 > _RACY_SECONDS)
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name[0] == ".":
-                    continue
-                if name.startswith(self.names):
-                    found = flag_in(folder, entry, self.names, _ANNOUNCED)
-                    if isinstance(found, Flag):
-                        listing.flags[name] = found
-                        continue
-                    if found is not None:
-                        self._report(found)
-                if entry.is_dir(follow_symlinks=False):
-                    listing.subfolders.append(entry.path)
+        listing.subfolders = [entry.path for entry in entries.folders]
+        for entry in (*entries.folders, *entries.files, *entries.links, *entries.others):
+            if not entry.name.startswith(self.names):
+                continue
+            found = flag_in(folder, entry, self.names, _ANNOUNCED)
+            if isinstance(found, Flag):
+                listing.flags[entry.name] = found
+            elif found is not None:
+                self._report(found)
         return listing
 
     def _report(self, error: FlagError) -> None:

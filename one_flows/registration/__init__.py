@@ -42,7 +42,8 @@ from one_flows.registration.outcomes import (
     SessionReport,
 )
 from one_flows.registration.revisions import next_revision, unprotected_rel_path
-from one_flows.registration.sessions import SessionKey, ensure_ISO8601, make_session_folder
+from one_flows.registration.sessions import ensure_ISO8601, make_session_folder
+from one_flows.walk import SessionKey
 
 __all__ = [
     "AMBIGUOUS_TYPE",

@@ -58,7 +58,6 @@ from one_flows.registration.files import (
     Classifier,
     DatasetTypeMatcher,
     FoundFiles,
-    link_problem,
     name_problem,
     relative_files,
     scan_files,
@@ -87,7 +86,6 @@ from one_flows.registration.outcomes import (
 )
 from one_flows.registration.revisions import unprotected_rel_path
 from one_flows.registration.sessions import (
-    SessionKey,
     ensure_ISO8601,
     make_session_folder,
     session_changes,
@@ -102,6 +100,7 @@ from one_flows.targets import (
     RegistrationRefused,
     RegistrationTarget,
 )
+from one_flows.walk import SessionKey, link_problem
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -9,7 +9,6 @@ compared without regard to case; a type with an empty pattern matches files whos
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -25,9 +24,6 @@ from one_flows.hashing import UNREADABLE
 from one_flows.registration.errors import SessionFolderUnreadable
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
-    BROKEN_LINK,
-    LINK_LEAVES_SESSION,
-    LINK_LOOP,
     NO_DATASET_TYPE,
     NOT_ALF,
     NOT_UTF8,
@@ -36,12 +32,12 @@ from one_flows.registration.outcomes import (
     Outcome,
 )
 from one_flows.targets import DatasetType
+from one_flows.walk import link_problem, list_folder, walk
 
 __all__ = [
     "Classifier",
     "DatasetTypeMatcher",
     "FoundFiles",
-    "link_problem",
     "name_problem",
     "relative_files",
     "scan_files",
@@ -163,26 +159,20 @@ def relative_files(session_path: Path) -> list[str]:
     """The files of ``session_files``, in its order, as POSIX paths relative to the folder."""
     if not session_path.is_dir():
         raise NotADirectoryError(f"{session_path} is not a folder")
+    rel_paths = []
+    for listing in walk(session_path, on_unreadable=_unreadable):
+        rel_dir = listing.rel
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        listing.folders[:] = [e for e in listing.folders if not is_flag_file(e.name)]
+        listed = (*listing.files, *listing.links)
+        rel_paths += [prefix + e.name for e in listed if not is_flag_file(e.name)]
     # Sorting on the path elements gives the order of sorted Path objects, at a fraction of
     # the cost.
-    return sorted(_walk(os.fspath(session_path), ""), key=lambda rel_path: rel_path.split("/"))
+    return sorted(rel_paths, key=lambda rel_path: rel_path.split("/"))
 
 
-def link_problem(path: Path, session_path: Path) -> str | None:
-    """Why a file must not be read: a broken symbolic link, a loop of them, or one leading out
-    of the session folder (through the file or a folder on its path); None for a file inside
-    it."""
-    try:
-        real = path.resolve(strict=True)
-    except FileNotFoundError:
-        return BROKEN_LINK if path.is_symlink() else None
-    except RuntimeError:  # a loop, before Python 3.13
-        return LINK_LOOP
-    except OSError as exc:
-        return LINK_LOOP if exc.errno == errno.ELOOP else f"{UNREADABLE}: {exc.strerror or exc}"
-    if not real.is_relative_to(session_path.resolve()):
-        return LINK_LEAVES_SESSION
-    return None
+def _unreadable(folder: str, error: OSError) -> None:
+    raise SessionFolderUnreadable(folder, error.strerror or str(error)) from error
 
 
 def name_problem(rel_path: str) -> str | None:
@@ -232,46 +222,13 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
     return found
 
 
-def _walk(folder: str, prefix: str) -> Iterator[str]:
-    """The files under ``folder``, as ``prefix`` followed by their path relative to it."""
-    try:
-        entries = os.scandir(folder)
-    except OSError as exc:
-        raise SessionFolderUnreadable(folder, exc.strerror or str(exc)) from exc
-    with entries:
-        for entry in entries:
-            if entry.name.startswith(".") or is_flag_file(entry.name):
-                continue
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                listed = not is_dir and (
-                    entry.is_file(follow_symlinks=False) or _listed_link(entry)
-                )
-            except OSError:  # it cannot be stat'ed: walk_session says why
-                is_dir, listed = False, True
-            if is_dir:
-                yield from _walk(entry.path, f"{prefix}{entry.name}/")
-            elif listed:
-                yield prefix + entry.name
-
-
-def _listed_link(entry: os.DirEntry[str]) -> bool:
-    """Whether a directory entry is a symbolic link to list as a file: any but a link to a
-    folder (a broken link or a loop too, for the reason to be reported)."""
-    if not entry.is_symlink():
-        return False
-    try:
-        return not entry.is_dir()
-    except OSError:  # a loop
-        return True
-
-
 def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
     """The files under ``root`` whose relative path matches a glob ``pattern``, sorted.
 
     The pattern uses pathlib's syntax: ``*``, ``?`` and ``[...]`` within one path element and
-    ``**`` for any number of folders (``**/create_me.flag``). Folders are read with
-    ``os.scandir`` and pruned where the pattern cannot match below them.
+    ``**`` for any number of folders (``**/create_me.flag``). Folders are listed as every
+    walker lists them (`one_flows.walk`: hidden entries left out, symbolic links to folders not
+    followed) and pruned where the pattern cannot match below them.
     """
     parts = tuple(p for p in Path(pattern).as_posix().split("/") if p not in ("", "."))
     if not parts:
@@ -279,29 +236,24 @@ def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
-    return sorted(_scan(root, frozenset([parts])))
+    return sorted(_scan(os.fspath(root), frozenset([parts])))
 
 
-def _scan(folder: Path, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
+def _scan(folder: str, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
     """Files below ``folder`` matching any of the pattern remainders ``states``; folders that
     cannot be listed are left out, with a warning."""
     try:
-        entries = os.scandir(folder)
+        listing = list_folder(folder)
     except OSError as exc:
-        logger.warning("cannot list %s: %s", _escaped(os.fspath(folder)), exc.strerror or exc)
+        logger.warning("cannot list %s: %s", _escaped(folder), exc.strerror or exc)
         return
-    with entries:
-        for entry in entries:
-            after = {rest for state in states for rest in _advance(state, entry.name)}
-            try:
-                is_dir = entry.is_dir()
-            except OSError:  # a symbolic link loop
-                is_dir = False
-            if is_dir:
-                if deeper := frozenset(rest for rest in after if rest):
-                    yield from _scan(Path(entry.path), deeper)
-            elif () in after:
-                yield Path(entry.path)
+    for entry in listing.folders:
+        after = {rest for state in states for rest in _advance(state, entry.name)}
+        if deeper := frozenset(rest for rest in after if rest):
+            yield from _scan(entry.path, deeper)
+    for entry in (*listing.files, *listing.links):
+        if any(() in _advance(state, entry.name) for state in states):
+            yield Path(entry.path)
 
 
 def _advance(parts: tuple[str, ...], name: str) -> list[tuple[str, ...]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from one_flows.targets.base import dataset_record
+from one_flows.walk import BROKEN_LINK, LINK_LEAVES_SESSION, LINK_LOOP  # the links not read
 
 __all__ = [
     "AMBIGUOUS_TYPE",
@@ -35,10 +36,7 @@ UNKNOWN_EXTENSION = "file extension of no data format"
 NO_DATASET_TYPE = "matches no dataset type"
 AMBIGUOUS_TYPE = "matches several dataset types"
 PROTECTED = "protected dataset"
-BROKEN_LINK = "broken symbolic link"
-LINK_LOOP = "symbolic link loop"
 NOT_UTF8 = "file name is not valid UTF-8"
-LINK_LEAVES_SESSION = "symbolic link to a file outside the session folder: never read"
 
 
 class Outcome(StrEnum):

@@ -9,14 +9,12 @@ import hashlib
 import json as jsonlib
 import os
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from one_flows.alf import get_session_path, session_path_parts
+from one_flows.walk import SessionKey
 
 __all__ = [
-    "SessionKey",
     "ensure_ISO8601",
     "make_session_folder",
     "session_changes",
@@ -43,37 +41,6 @@ def ensure_ISO8601(date: str | datetime.date | datetime.datetime | None) -> str:
             raise TypeError(f"expected a date, datetime or ISO string, not {type(date).__name__}")
         date = datetime.datetime.combine(date, datetime.time())
     return date.isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class SessionKey:
-    """What identifies a session folder: ``[lab/Subjects/]subject/YYYY-MM-DD/number``.
-
-    ``number`` keeps the folder's spelling (``001``), as Alyx records the file paths with it.
-    """
-
-    path: Path
-    lab: str | None
-    subject: str
-    date: str
-    number: str
-
-    @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> SessionKey:
-        """Parse a session folder path; raises ValueError when it is not one."""
-        path = Path(path)
-        session = get_session_path(path)
-        if session is None or Path(session) != path:
-            raise ValueError(
-                f"not a session folder (expected [lab/Subjects/]subject/YYYY-MM-DD/NNN): {path}"
-            )
-        lab, subject, date, number = session_path_parts(path)
-        return cls(Path(path), lab, subject, date, number)
-
-    @property
-    def relative(self) -> str:
-        """``subject/YYYY-MM-DD/number``, the session path Alyx's register-file expects."""
-        return f"{self.subject}/{self.date}/{self.number}"
 
 
 def make_session_folder(

@@ -22,7 +22,6 @@ from one_flows.cache import (
     lock_tables,
     save_tables,
     session_id,
-    session_key,
     table_metadata,
     tables_generation,
     upgrade_ids,
@@ -36,6 +35,7 @@ from one_flows.targets.base import (
     TargetUnavailable,
     dataset_record,
 )
+from one_flows.walk import SessionKey
 
 __all__ = ["LocalTarget"]
 
@@ -207,7 +207,7 @@ class LocalTarget:
             raise ValueError("a local session record needs a start_time for its date")
         day = datetime.date.fromisoformat(str(record["start_time"])[:10])
         lab = record.get("lab") or ""
-        eid = session_id(session_key(lab, record["subject"], day, record["number"]))
+        eid = session_id(SessionKey.of(record["subject"], day, record["number"], lab))
         row = {
             "lab": lab,
             "subject": record["subject"],
@@ -288,13 +288,14 @@ class LocalTarget:
         subject, date, number = batch.session_path.split("/")
         with lock_tables(self.cache_dir), self._lock:
             tables = self._tables(changing=True)
-            found = self._matching(tables.sessions, subject, date, int(number), batch.lab)
+            # As Alyx: the session is its subject, date and number; the lab only breaks ties.
+            found = self._matching(tables.sessions, subject, date, int(number), None)
             if not found:
                 raise RegistrationRefused(
                     f"no session {batch.session_path} in {self.cache_dir}", status=400
                 )
-            session = found[0]
-            key = session_key(session["lab"] or "", subject, date, number)
+            session = next((s for s in found if s["lab"] == batch.lab), found[0])
+            key = SessionKey.of(subject, date, number, session["lab"])
             ids = [dataset_id(key, name) for name in batch.filenames]
             rows = pd.DataFrame(
                 {

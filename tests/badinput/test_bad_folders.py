@@ -231,3 +231,23 @@ def test_an_unreadable_folder_fails_its_session_alone(shared_tmp):
     assert summaries[str(bad)] == (
         f"{bad}: failed: cannot list {bad / 'raw_ephys_data'}: Permission denied"
     )
+
+
+def test_a_folder_the_cache_cannot_list_leaves_out_only_its_own_files(tmp_path):
+    """`one-flows cache` indexes every session and the readable files of the bad one, warning
+    of the folder it cannot list."""
+    from one_flows.cache import load_tables, make_parquet_db, update_tables
+
+    root = tmp_path / "data"
+    _session(root, 1)
+    bad = _session(root, 2)
+    deep = _too_deep(bad)
+    with pytest.warns(RuntimeWarning, match="Cannot list .*File name too long") as caught:
+        make_parquet_db(root)
+    assert any(deep[:100] in str(w.message) for w in caught)
+    with pytest.warns(RuntimeWarning, match="Cannot list"):
+        update_tables(root)
+
+    datasets = load_tables(root).datasets
+    assert sorted(datasets["rel_path"]) == sorted([*GOOD, *GOOD])
+    assert len(load_tables(root).sessions) == 2

@@ -174,7 +174,7 @@ def test_a_full_disk_while_writing_cache_tables_leaves_the_old_tables(tmp_path, 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache.pq, "write_table", full)
+    monkeypatch.setattr(cache.files.pq, "write_table", full)
     bigger = pd.DataFrame({"id": ["a", "b"], "x": [1, 2]}).set_index("id")
     with pytest.raises(OSError, match="No space left"):
         cache.write_parquet_atomic(bigger, path, {"v": 2})

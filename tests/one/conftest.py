@@ -143,6 +143,7 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
 
     from one_flows import cache
     from one_flows.parquet_append import footer
+    from one_flows.walk import SessionKey
 
     def old_id(name: str) -> str:
         return str(uuid.uuid5(cache.ID_NAMESPACE, name))
@@ -156,7 +157,8 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
     datasets = pq.read_table(root / "datasets.pqt")
     rows = sessions.select(["id", "lab", "subject", "date", "number"]).to_pylist()
     keys = {
-        r["id"]: cache.session_key(r["lab"], r["subject"], r["date"], r["number"]) for r in rows
+        r["id"]: SessionKey.of(r["subject"], r["date"], r["number"], r["lab"]).canonical
+        for r in rows
     }
     ids = {eid: old_id(key) for eid, key in keys.items()}
     for r in datasets.select(["eid", "id", "rel_path"]).to_pylist():

@@ -139,13 +139,13 @@ def test_incremental_update_equals_full_build(tmp_path, tree_builder, monkeypatc
     shutil.rmtree(root / "KS005/2019-04-02")
 
     hashed = []
-    real_hash = cache.hash_files
+    real_hash = cache.build.hash_files
 
     def spy(paths, **kwargs):
         hashed.extend(paths)
         return real_hash(paths, **kwargs)
 
-    monkeypatch.setattr(cache, "hash_files", spy)
+    monkeypatch.setattr(cache.build, "hash_files", spy)
     summary = update_tables(root)
     assert sorted(hashed) == sorted([str(new / "_ibl_trials.choice.npy"), str(changed)])
     assert summary == cache.UpdateSummary(
@@ -170,7 +170,7 @@ def test_update_without_changes_hashes_nothing(tmp_path, tree_builder, monkeypat
     root = tree_builder(tmp_path)
     make_parquet_db(root, hash_files=True)
     before = load_tables(root)
-    monkeypatch.setattr(cache, "hash_files", pytest.fail)
+    monkeypatch.setattr(cache.build, "hash_files", pytest.fail)
     summary = update_tables(root)
     assert summary.files_hashed == 0 and summary.datasets_unchanged == len(before.datasets)
     _assert_same_tables(before, load_tables(root))
@@ -207,7 +207,7 @@ def test_crash_while_writing_leaves_old_table(tmp_path, tree_builder, monkeypatc
         where.write(b"PAR1 half a table")
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache.pq, "write_table", half_write)
+    monkeypatch.setattr(cache.files.pq, "write_table", half_write)
     with pytest.raises(OSError, match="disk full"):
         update_tables(root)
     assert (root / "datasets.pqt").read_bytes() == before
@@ -290,7 +290,8 @@ def test_bad_input_is_reported(tmp_path, monkeypatch):
         make_parquet_db(tmp_path / "missing")
     # A missing tables folder is reported before the folder is scanned, not after.
     scanned = []
-    monkeypatch.setattr(cache, "_find_sessions", lambda *a: scanned.append(a) or [])
+    for module in (cache.build, cache.update):
+        monkeypatch.setattr(module, "find_sessions", lambda *a: scanned.append(a) or [])
     for index in (make_parquet_db, update_tables):
         with pytest.raises(NotADirectoryError, match="Cache tables folder does not exist"):
             index(tmp_path, tmp_path / "missing")

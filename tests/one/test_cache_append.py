@@ -53,7 +53,7 @@ def built(alf_tree):
 def test_new_sessions_are_appended(built, tmp_path, monkeypatch, given):
     before = load_tables(built)
     _add_sessions(built)
-    monkeypatch.setattr(cache, "_read_previous", pytest.fail)  # the full update is not taken
+    monkeypatch.setattr(cache.update, "read_previous", pytest.fail)  # the full update is not taken
     summary = update_tables(built, sessions=NEW if given else None, rescan="changed")
     assert (summary.sessions_added, summary.datasets_added) == (2, 4)
     assert summary.datasets_unchanged == len(before.datasets)
@@ -116,15 +116,15 @@ def test_other_changes_rewrite_the_tables(built, tmp_path, change):
         for name in (cache.STATE_FILE, cache.DIRS_FILE):
             table = pq.read_table(built / name)
             meta = json.loads(table.schema.metadata[b"one_metadata"])
-            del meta[cache._FOOTER_KEY]
-            cache._write_atomic(table, built / name, meta)
+            del meta[cache.state.FOOTER_KEY]
+            cache.files.write_atomic(table, built / name, meta)
     update_tables(built, sessions=given, rescan=rescan)
     assert _row_groups(built) == 1
     _assert_equals_full_build(built, tmp_path)
 
 
 def test_many_appends_are_compacted(built, tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "_MAX_ROW_GROUPS", 3)
+    monkeypatch.setattr(cache.update, "_MAX_ROW_GROUPS", 3)
     sessions = [f"KS008/2019-06-0{day}/001" for day in range(1, 5)]
     for i, session in enumerate(sessions):
         _add_sessions(built, [session])

@@ -84,13 +84,13 @@ def test_changed_folders_are_rescanned_but_in_place_rewrites_are_not_seen(alf_tr
     rewritten.write_bytes(rewritten.read_bytes() * 2)  # same name: its folder's mtime stays
     _add(alf_tree, f"{NEW}/alf/_ibl_trials.choice.npy")
     scanned = []
-    real_scan = cache._scan
+    real_scan = cache.build.scan_sessions
 
     def spy(sessions):
-        scanned.extend(s.key for s in sessions)
+        scanned.extend(s.name for s in sessions)
         return real_scan(sessions)
 
-    monkeypatch.setattr(cache, "_scan", spy)
+    monkeypatch.setattr(cache.build, "scan_sessions", spy)
     summary = update_tables(alf_tree, rescan="changed")
     assert sorted(scanned) == [KS, NEW]
     assert (summary.sessions_added, summary.datasets_added, summary.datasets_changed) == (1, 2, 0)
@@ -107,8 +107,8 @@ def test_changed_folders_are_rescanned_but_in_place_rewrites_are_not_seen(alf_tr
 def test_recently_modified_folders_are_rescanned_next_time(alf_tree, monkeypatch):
     make_parquet_db(alf_tree)  # folders just written: their mtimes may not show a change yet
     scanned = []
-    real_scan = cache._scan
-    monkeypatch.setattr(cache, "_scan", lambda s: scanned.extend(s) or real_scan(s))
+    real_scan = cache.build.scan_sessions
+    monkeypatch.setattr(cache.build, "scan_sessions", lambda s: scanned.extend(s) or real_scan(s))
     update_tables(alf_tree, rescan="changed")
     assert len(scanned) == len(load_tables(alf_tree).sessions)
 
@@ -118,7 +118,7 @@ def test_reused_ids_equal_recomputed_ids(alf_tree, tmp_path, monkeypatch):
     _add(alf_tree, f"{NEW}/alf/_ibl_trials.choice.npy")
     computed = []
     real_id = cache.dataset_id
-    monkeypatch.setattr(cache, "dataset_id", lambda k, r: computed.append(r) or real_id(k, r))
+    monkeypatch.setattr(cache.build, "dataset_id", lambda k, r: computed.append(r) or real_id(k, r))
     update_tables(alf_tree, rescan="all")
     assert computed == ["alf/_ibl_trials.choice.npy"]  # only the new file's id is computed
     monkeypatch.undo()
@@ -136,7 +136,7 @@ def test_tables_saved_back_keep_their_state(alf_tree, monkeypatch):
     reordered = tables.datasets.iloc[::-1]
     cache.save_tables(cache.CacheTables(tables.sessions, reordered, tables.metadata), alf_tree)
     _add(alf_tree, f"{KS}/alf/_ibl_trials.novel.npy")
-    monkeypatch.setattr(cache, "hash_files", pytest.fail)
+    monkeypatch.setattr(cache.build, "hash_files", pytest.fail)
     summary = update_tables(alf_tree, hash_files=False, rescan="all")
     assert summary.datasets_unchanged == len(tables.datasets) and summary.datasets_added == 1
 

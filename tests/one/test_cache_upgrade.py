@@ -14,6 +14,7 @@ from one.api import One
 from one_flows import cache
 from one_flows.cache import load_tables, make_parquet_db, save_tables, update_tables
 from one_flows.targets import FileBatch, LocalTarget
+from one_flows.walk import SessionKey
 
 from .conftest import KS, age, as_written_by_uuid5_versions
 
@@ -24,7 +25,7 @@ OLD_STATE_FILES = ("_scan_state.parquet", "_scan_dirs.parquet")
 def _uuid3_rule(tables: cache.CacheTables) -> None:
     """Every id is the uuid3 of its session key (and relative path) in the fixed namespace."""
     keys = {
-        eid: cache.session_key(r["lab"], r["subject"], r["date"], r["number"])
+        eid: SessionKey.of(r["subject"], r["date"], r["number"], r["lab"]).canonical
         for eid, r in tables.sessions.iterrows()
     }
     assert all(eid == str(uuid.uuid3(cache.ID_NAMESPACE, key)) for eid, key in keys.items())
@@ -73,7 +74,9 @@ def old_tables(alf_tree):
 @pytest.mark.parametrize("rescan", ["all", "changed"])
 def test_an_update_converts_uuid5_tables_and_keeps_rows_and_state(old_tables, monkeypatch, rescan):
     root, before = old_tables
-    monkeypatch.setattr(cache, "hash_files", pytest.fail)  # the state survives: nothing to hash
+    monkeypatch.setattr(
+        cache.build, "hash_files", pytest.fail
+    )  # the state survives: nothing to hash
     summary = update_tables(root, rescan=rescan)
     after = load_tables(root)
     assert summary.files_hashed == 0 and summary.sessions_added == 0
@@ -127,9 +130,9 @@ def test_registration_into_uuid5_tables_converts_them_with_their_state(old_table
 
     # The scan state was converted with the ids: an update rehashes only the registered file.
     hashed = []
-    real = cache.hash_files
+    real = cache.build.hash_files
     monkeypatch.setattr(
-        cache, "hash_files", lambda paths, **kw: hashed.extend(paths) or real(paths, **kw)
+        cache.build, "hash_files", lambda paths, **kw: hashed.extend(paths) or real(paths, **kw)
     )
     update_tables(root)
     assert hashed == [str(root / NEW / "alf" / "_ibl_trials.choice.npy")]
@@ -143,8 +146,10 @@ def test_state_files_move_into_the_hidden_folder(alf_tree, monkeypatch):
         (alf_tree / now).rename(alf_tree / old)
     shutil.rmtree(alf_tree / cache.STATE_DIR)
     scanned = []
-    real_scan = cache._scan
-    monkeypatch.setattr(cache, "_scan", lambda found: scanned.extend(found) or real_scan(found))
+    real_scan = cache.build.scan_sessions
+    monkeypatch.setattr(
+        cache.build, "scan_sessions", lambda found: scanned.extend(found) or real_scan(found)
+    )
 
     summary = update_tables(alf_tree, rescan="changed")
     # The moved state is used: no folder changed, so no session was scanned.

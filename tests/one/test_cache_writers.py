@@ -92,8 +92,8 @@ def test_a_registration_during_an_update_waits_and_neither_loses_rows(
             time.sleep(0.01)
         return scanned
 
-    real_scan = cache._scan
-    monkeypatch.setattr(cache, "_scan", scan_then_register)
+    real_scan = cache.build.scan_sessions
+    monkeypatch.setattr(cache.build, "scan_sessions", scan_then_register)
     summary = update_tables(alf_tree, rescan=mode)
     thread.join()
     assert summary.sessions_added == 1
@@ -151,7 +151,7 @@ def stuck(table, sink):
     print("writing", flush=True)
     time.sleep(600)
 
-cache._write_parquet = stuck
+cache.files._write_parquet = stuck
 cache.update_tables(sys.argv[1])
 """
 
@@ -264,7 +264,7 @@ def test_cache_errors_are_one_flows_errors(tmp_path, alf_tree, monkeypatch):
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(cache.fcntl, "flock", no_locks)
+    monkeypatch.setattr(cache.lock.fcntl, "flock", no_locks)
     with pytest.raises(cache.TablesLockError, match="cannot lock the tables") as refused:
         save_tables(load_tables(alf_tree), alf_tree)
     assert refused.value.errno == errno.ENOLCK

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_HOME,
+    PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    temporary_settings,
+)
 
 from one_flows import prefect_api
 from one_flows.prefect_api import EmbeddedAPI
@@ -38,8 +44,10 @@ def _stamp(home: Path, database: Path, revision: str, prefect: str) -> None:
 
 
 @pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A working directory without settings files, and no Prefect setting this module reads."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A working directory without settings files, and no Prefect setting this module reads:
+    neither in the environment nor in the settings context (where the suite-wide test API put
+    its URL and database)."""
     monkeypatch.chdir(tmp_path)
     for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH", MIGRATE):
         monkeypatch.delenv(name, raising=False)
@@ -48,7 +56,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     home = tmp_path / "prefect-home"
     home.mkdir()
     monkeypatch.setenv("PREFECT_HOME", str(home))
-    return home
+    suite_wide = {PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL}
+    with temporary_settings(restore_defaults=suite_wide):
+        yield home
 
 
 def test_a_database_left_migrated_by_this_prefect_is_not_migrated_again(clean_environment):

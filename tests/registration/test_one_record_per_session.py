@@ -223,3 +223,22 @@ def test_other_sessions_are_not_held_by_a_lock(tmp_path, number):
             pass
         with session_lock(tmp_path, "alyx:y", key):  # another target
             pass
+
+
+def test_local_tables_take_a_session_under_a_lab_folder_as_the_same_session(make_session, tmp_path):
+    target = LocalTarget(tmp_path / "tables")
+    plain = make_session(FILES, session=f"algernon/{DAY}/001")
+    under_lab = make_session(
+        {"alf/spikes.times.npy": b"times, longer now"},
+        session=f"cortexlab/Subjects/algernon/{DAY}/001",
+        root=tmp_path / "other-root",
+    )
+    with closing(RegistrationClient(target, digest_cache=False)) as client:
+        first = client.register_session(plain)
+        second = client.register_session(under_lab)
+
+    assert second.eid == first.eid
+    assert [o.status.value for o in second.files] == ["created"]
+    (session,) = target.find_sessions("algernon", DAY, 1)
+    held = {d.rel_path: d.file_size for d in target.session_datasets(session["id"])}
+    assert held == {"alf/spikes.times.npy": 17, "alf/_ibl_trials.table.pqt": 6}

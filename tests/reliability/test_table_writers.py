@@ -20,8 +20,9 @@ import pytest
 from one.api import One
 
 from one_flows.alf import is_valid
-from one_flows.cache import load_tables, session_key
+from one_flows.cache import load_tables
 from one_flows.flags import is_flag_file
+from one_flows.walk import SessionKey
 
 from .conftest import REPO
 
@@ -92,7 +93,7 @@ def _writers_at_once(
 
 def _key(session: Path) -> str:
     lab, _, subject, date, number = session.parts[-5:]
-    return session_key(lab, subject, date, number)
+    return SessionKey.of(subject, date, number, lab).canonical
 
 
 def _assert_exactly_once(root: Path, sessions: list[Path], registered: list[Path]) -> None:
@@ -102,7 +103,7 @@ def _assert_exactly_once(root: Path, sessions: list[Path], registered: list[Path
     tables = load_tables(root)
     assert tables.sessions.index.is_unique and tables.datasets.index.is_unique
     keys = {
-        session_key(r["lab"], r["subject"], r["date"], r["number"]): eid
+        SessionKey.of(r["subject"], r["date"], r["number"], r["lab"]).canonical: eid
         for eid, r in tables.sessions.iterrows()
     }
     by_key = {_key(s): s for s in sessions}
