@@ -16,7 +16,9 @@ that code written against ONE-api goes on catching what it caught)::
     │   ├── ALFMultipleObjectsFound
     │   ├── ALFMultipleCollectionsFound
     │   ├── ALFMultipleRevisionsFound
-    │   └── DatasetHashMismatch
+    │   ├── DatasetHashMismatch
+    │   ├── NotInSource [ValueError]    the query's source holds nothing to answer with
+    │   └── NoCacheTables [FileNotFoundError]   no cache tables to query
     ├── DownloadError                   one_flows.one.download: a file not fetched
     │   ├── DownloadAuthError           the data server refused the credentials
     │   └── DownloadMismatch [DatasetHashMismatch]   the copy's size or md5 is wrong
