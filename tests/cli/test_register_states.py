@@ -11,9 +11,13 @@ from one_flows.prefect_api import free_port
 runner = CliRunner()
 
 
-def _register(root: Path, *args: str):
+def _register(api: str, root: Path, *args: str):
+    """``one-flows register ROOT ARGS`` on the test API, named in the environment as a lab's
+    server is (so the command launches no embedded API)."""
     return runner.invoke(
-        app, ["register", str(root), "--quiet-seconds", "0", *args], env={"COLUMNS": "500"}
+        app,
+        ["register", str(root), "--quiet-seconds", "0", *args],
+        env={"COLUMNS": "500", "PREFECT_API_URL": api},
     )
 
 
@@ -22,7 +26,7 @@ def _states(root: Path) -> list[FlagState]:
 
 
 def test_an_unreachable_target_exits_1_naming_the_cause(prefect_api, sample_root):
-    result = _register(sample_root, "--alyx", f"http://127.0.0.1:{free_port()}")
+    result = _register(prefect_api, sample_root, "--alyx", f"http://127.0.0.1:{free_port()}")
     assert result.exit_code == 1, result.output
     assert "ended Failed" in result.output and ": unreachable (" in result.output
     assert _states(sample_root) == [FlagState.PENDING] * 6
@@ -34,7 +38,7 @@ def test_a_failed_session_exits_1_with_the_table_and_the_count(
     monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
     monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
     alyx_server.add_subject("KS022", lab="cortexlab")  # KS023 and SWC_043 are unknown
-    result = _register(sample_root, "--alyx", alyx_server.url)
+    result = _register(prefect_api, sample_root, "--alyx", alyx_server.url)
     assert result.exit_code == 1, result.output
     assert result.output.count(" registered ") == 2
     assert "ended Failed: 4 of 6 sessions failed; first: " in " ".join(result.output.split())
@@ -46,7 +50,7 @@ def test_a_dry_run_exits_0_and_names_what_would_be_refused(
     monkeypatch.setenv("ALYX_LOGIN", alyx_server.username)
     monkeypatch.setenv("ALYX_PASSWORD", alyx_server.password)
     alyx_server.add_subject("KS022", lab="cortexlab")
-    result = _register(sample_root, "--alyx", alyx_server.url, "--dry-run")
+    result = _register(prefect_api, sample_root, "--alyx", alyx_server.url, "--dry-run")
     assert result.exit_code == 0, result.output
     assert result.output.count("would fail") == 4
     assert '"SWC_043" does not exist in subjects' in " ".join(result.output.split())
