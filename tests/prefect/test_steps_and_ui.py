@@ -112,7 +112,7 @@ def test_logs_count_each_session_and_warn_of_each_file_not_registered(
 ):
     session = sample_root / "cortexlab/Subjects/KS022/2026-01-05/001"
     (session / "alf" / "foo.bar.npy").write_bytes(b"of no dataset type")
-    caplog.set_level(logging.INFO, logger="prefect")
+    caplog.set_level(logging.INFO, logger="prefect.task_runs")  # the steps log as task runs
     summary = register_new_sessions(sample_root, alyx=alyx.url, quiet_seconds=0, options=FAST)
 
     (result,) = [s for s in summary.sessions if s.session_path == str(session)]
