@@ -175,6 +175,13 @@ def register(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Register into ONE cache tables in this folder.")
     ] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            help="The Alyx data repository whose server serves ROOT: files are registered as "
+            "there, so that ONE can download them."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -230,6 +237,7 @@ def register(
             embedded,
             alyx=alyx,
             cache_dir=cache_dir,
+            repository=repository,
             flag=flag,
             dry_run=dry_run,
             quiet_seconds=quiet_seconds,

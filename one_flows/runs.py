@@ -43,6 +43,7 @@ from one_flows.registration import (
 
 __all__ = [
     "FINE",
+    "GONE",
     "FileRow",
     "RegistrationSummary",
     "SessionResult",
@@ -55,6 +56,7 @@ __all__ = [
     "session_name",
     "session_url",
     "settle",
+    "warnings_of",
 ]
 
 SessionStatus = Literal[
@@ -95,11 +97,24 @@ class SessionResult(BaseModel):
     reason: str | None = None
     retries: int = Field(default=0, description="Tries after the first (transient faults).")
     files: list[FileRow] = Field(default_factory=list)
+    duplicates: list[str] = Field(
+        default_factory=list,
+        description="Ids of other records the target holds for this session, to be deleted.",
+    )
+    deleted: list[str] = Field(
+        default_factory=list,
+        description="Files registered before, now gone from the folder (relative to it).",
+    )
 
     @property
     def counts(self) -> dict[str, int]:
         """Number of files per status."""
         return dict(Counter(f.status for f in self.files))
+
+    @property
+    def notices(self) -> list[str]:
+        """What a person should look at in the session, whatever its status (see `warnings_of`)."""
+        return warnings_of(self.duplicates, self.deleted)
 
     @classmethod
     def of_report(cls, session_path: Path, report: SessionReport) -> SessionResult:
@@ -114,6 +129,8 @@ class SessionResult(BaseModel):
             eid=report.eid,
             retries=report.attempts - 1,
             files=[FileRow.of(o, session_path) for o in sorted(report.files, key=lambda f: f.path)],
+            duplicates=report.duplicates,
+            deleted=report.deleted,
         )
         failed = [f for f in result.files if f.status == Outcome.FAILED]
         if failed:
@@ -222,7 +239,7 @@ class RegistrationSummary(BaseModel):
                     "file": "",
                     "status": s.status,
                     "dataset_type": "",
-                    "why": s.reason or "",
+                    "why": "; ".join([s.reason] if s.reason else s.notices),
                 }
             )
             rows.extend(
@@ -234,6 +251,16 @@ class RegistrationSummary(BaseModel):
                     "why": f.reason or "",
                 }
                 for f in s.files
+            )
+            rows.extend(
+                {
+                    "session": session,
+                    "file": path,
+                    "status": "gone",
+                    "dataset_type": "",
+                    "why": GONE,
+                }
+                for path in s.deleted
             )
         return rows
 
@@ -257,8 +284,29 @@ class RegistrationSummary(BaseModel):
             link = f"[{name}]({url})" if url else f"`{name}`"
             counts = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()))
             why = f": {s.reason}" if s.reason and s.status != "registered" else ""
-            lines.append(f"- {link} {s.status} ({counts or 'no files'}){why}")
+            notes = "".join(f"; **{notice}**" for notice in s.notices)
+            lines.append(f"- {link} {s.status} ({counts or 'no files'}){why}{notes}")
         return "\n".join(lines)
+
+
+GONE = "registered before, no longer in the folder"
+"""Why a file that was registered to a session and is gone from its folder is listed."""
+
+
+def warnings_of(duplicates: list[str], deleted: list[str]) -> list[str]:
+    """What a person should look at in a session, in words: the other records the target holds
+    for it (``duplicates``, ids: Alyx lets two machines create one session twice), and the
+    files registered to it that are gone from its folder (``deleted``, relative paths)."""
+    said = []
+    if duplicates:
+        said.append(
+            f"{len(duplicates)} other session records for this session on the target, to be "
+            f"deleted: {', '.join(duplicates)}"
+        )
+    if deleted:
+        files = "file" if len(deleted) == 1 else "files"
+        said.append(f"{len(deleted)} {files} {GONE}: {', '.join(deleted)}")
+    return said
 
 
 def session_url(target: str, eid: str | None) -> str | None:

@@ -16,10 +16,12 @@ from one_flows.registration import (
     Outcome,
     RegistrationClient,
     SessionFailed,
+    SessionFolderUnreadable,
     SessionReport,
     SubjectNotFound,
 )
 from one_flows.runs import (
+    GONE,
     RegistrationSummary,
     SessionResult,
     data_root,
@@ -52,6 +54,46 @@ def test_a_report_is_registered_unchanged_or_failed_by_its_files():
     assert result.status == "failed" and result.eid == "e1"
     assert result.reason == f"{SESSION}: 2 files refused, e.g. alf/c.d.npy: 400: no"
     assert [f.path for f in result.files] == ["alf/a.b.npy", "alf/c.d.npy", "alf/e.f.npy"]
+
+
+def test_duplicate_records_and_files_gone_are_said_in_the_result_table_and_summary():
+    report = _report(("alf/a.b.npy", Outcome.CREATED, None))
+    report.duplicates = ["e2", "e3"]
+    report.deleted = ["alf/gone.times.npy"]
+    result = SessionResult.of_report(SESSION, report)
+    assert result.status == "registered"  # the session itself is fine
+    assert (result.duplicates, result.deleted) == (["e2", "e3"], ["alf/gone.times.npy"])
+    assert result.notices == [
+        "2 other session records for this session on the target, to be deleted: e2, e3",
+        f"1 file {GONE}: alf/gone.times.npy",
+    ]
+    summary = RegistrationSummary(root="/data", target="alyx:https://a.org", sessions=[result])
+    session = "cortexlab/Subjects/KS022/2026-01-05/001"
+    rows = summary.table()
+    assert rows[0] == {
+        "session": session,
+        "file": "",
+        "status": "registered",
+        "dataset_type": "",
+        "why": "; ".join(result.notices),
+    }
+    assert rows[-1] == {
+        "session": session,
+        "file": "alf/gone.times.npy",
+        "status": "gone",
+        "dataset_type": "",
+        "why": GONE,
+    }
+    line = summary.markdown().splitlines()[-1]
+    assert line.startswith(f"- [{session}](https://a.org/sessions/e1) registered (1 created)")
+    assert all(f"**{notice}**" in line for notice in result.notices)
+    assert summary.failure() is None
+
+
+def test_a_folder_that_cannot_be_listed_is_the_sessions_own_failure():
+    result = SessionResult.of_error(SESSION, SessionFolderUnreadable(SESSION / "alf", "denied"))
+    assert result.status == "failed"
+    assert result.reason == f"{SESSION}: cannot list {SESSION / 'alf'}: denied"
 
 
 def test_an_error_is_an_outage_or_the_sessions_own():

@@ -96,6 +96,8 @@ Alyx = Annotated[
 ]
 """An AlyxCredentials block in the form; from code and the CLI, also a block name or a URL."""
 CacheDir = Annotated[Path | SkipJsonSchema[None], form("Cache tables folder")]
+Repository = Annotated[str | SkipJsonSchema[None], form("Data repository")]
+"""The name of the Alyx data repository whose server serves the data folder."""
 Options = Annotated[RegistrationOptions, form("Registration options")]
 
 
@@ -104,6 +106,7 @@ def register_new_sessions(
     root: Root,
     alyx: Alyx = None,
     cache_dir: CacheDir = None,
+    repository: Repository = None,
     flag: Annotated[str, form("Flag file name")] = "create_me.flag",
     dry_run: Annotated[bool, form("Dry run")] = False,
     quiet_seconds: Annotated[float, form("Quiet time (s)", ge=0)] = flags.QUIET_SECONDS,
@@ -119,6 +122,9 @@ def register_new_sessions(
             block name or an Alyx URL). With neither this nor a cache folder: the Alyx of
             ALYX_URL, else cache tables in the data folder.
         cache_dir: Register into the ONE cache tables in this folder instead of Alyx.
+        repository: The Alyx data repository (its name) whose server serves the data folder:
+            the files are registered as there, so that ONE can download them. Empty: they are
+            registered on the lab's repositories as not there, and cannot be downloaded.
         flag: The flag file that marks a session to register.
         dry_run: Report what would be registered or refused; claim and send nothing.
         quiet_seconds: Take a session only when none of its files changed for this long.
@@ -143,7 +149,7 @@ def register_new_sessions(
         return summary
     reap_stale_claims(scanned, flag)
     found = find_flagged_sessions(scanned, flag, quiet_seconds)
-    summary.sessions = _register_flagged(found, target, options, max_parallel_sessions)
+    summary.sessions = _register_flagged(found, target, options, max_parallel_sessions, repository)
     _publish(summary, "register-new-sessions")
     return _final(summary)
 
@@ -153,6 +159,7 @@ def register_session(
     session_path: Annotated[Path, form("Session folder")],
     alyx: Alyx = None,
     cache_dir: CacheDir = None,
+    repository: Repository = None,
     options: Options = RegistrationOptions(),  # noqa: B008 (immutable)
 ) -> SessionResult:
     """Register one session folder, flagged or not.
@@ -166,6 +173,8 @@ def register_session(
         alyx: The Alyx database to register into (an AlyxCredentials block; from code, also a
             block name or an Alyx URL); see register-new-sessions.
         cache_dir: Register into the ONE cache tables in this folder instead of Alyx.
+        repository: The Alyx data repository whose server serves the data folder; see
+            register-new-sessions.
         options: How the session is registered: hashing, retries.
     """
     session_path = Path(session_path)
@@ -180,6 +189,7 @@ def register_session(
             max_md5_size=options.max_md5_size,
             recheck=options.recheck,
             retry=options.retry,
+            repository=repository,
         )
     except Exception as exc:
         result = SessionResult.of_error(session_path, exc)
@@ -214,10 +224,15 @@ def _registered(session_path: Path, target: Target, report: SessionReport) -> Se
 
 
 def _register_flagged(
-    found: list[flags.Flag], target: Target, options: RegistrationOptions, workers: int
+    found: list[flags.Flag],
+    target: Target,
+    options: RegistrationOptions,
+    workers: int,
+    repository: str | None,
 ) -> list[SessionResult]:
-    """Register the flagged sessions, ``workers`` at once (a task run each, holding its steps):
-    each is claimed as its turn comes, and its claim settled; one result per flag, in order.
+    """Register the flagged sessions, ``workers`` at once (a task run each, holding its steps),
+    into the data ``repository`` when named: each is claimed as its turn comes, and its claim
+    settled; one result per flag, in order.
     After an outage
     the target is checked again: if it is down, no other session is claimed, and those left
     are ``pending``."""
@@ -264,6 +279,7 @@ def _register_flagged(
                     "max_md5_size": options.max_md5_size,
                     "recheck": options.recheck,
                     "retry": options.retry,
+                    "repository": repository,
                 }
                 running[runner.submit(register_session_folder, parameters)] = (i, claim)
             if not running:

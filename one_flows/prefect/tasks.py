@@ -30,7 +30,7 @@ from one_flows.registration import (
     Outcome,
     SessionReport,
 )
-from one_flows.runs import session_name
+from one_flows.runs import session_name, warnings_of
 
 __all__ = [
     "DiscoveredFiles",
@@ -199,11 +199,13 @@ def register_session_files(
     listed: list[str] | None = None,
     max_md5_size: int | None = None,
     recheck: bool = False,
+    repository: str | None = None,
 ) -> SessionReport:
     """Register a session's files (``listed`` relative paths, else every file that matches a
-    dataset type), one outcome per file; ``session`` is the report of `create_or_fetch_session`,
-    whose record is used as it is. Logs the counts, and a warning per file refused or of no
-    dataset type."""
+    dataset type), one outcome per file, into the data ``repository`` of an Alyx (by name; see
+    `RegistrationClient.register_files`); ``session`` is the report of `create_or_fetch_session`,
+    whose record is used as it is. Logs the counts, a warning per file refused or of no
+    dataset type, and one for other records of the session and one for files gone."""
     paths = True if listed is None else [session_path / p for p in listed]
     report = registration_client(target).register_session(
         session_path,
@@ -211,12 +213,15 @@ def register_session_files(
         max_md5_size=max_md5_size,
         recheck=recheck,
         record_from=session,
+        repository=repository,
     )
     logger = get_run_logger()
     logger.info("%s", report.summary())
     for outcome in report.files:
         if outcome.status is Outcome.FAILED or outcome.reason in (NO_DATASET_TYPE, AMBIGUOUS_TYPE):
             logger.warning("%s %s: %s", outcome.path, outcome.status.value, outcome.reason)
+    for warning in warnings_of(report.duplicates, report.deleted):
+        logger.warning("%s: %s", session_path, warning)
     return _attempts(report)
 
 
@@ -228,19 +233,20 @@ def register_session_folder(
     max_md5_size: int | None = None,
     recheck: bool = False,
     retry: RetrySettings = RetrySettings(),  # noqa: B008 (immutable)
+    repository: str | None = None,
 ) -> SessionReport:
     """Register a session folder step by step, each step a task run that retries on its own
     (``retry``): create or find its record, find its files, hash them into the digest cache,
-    register them. A transient fault while registering does not repeat the record's creation,
-    nor read again the files already hashed. ``recheck`` asks the target even when the
-    registration ledger knows the session.
+    register them (into the data ``repository``, when named). A transient fault while
+    registering does not repeat the record's creation, nor read again the files already
+    hashed. ``recheck`` asks the target even when the registration ledger knows the session.
     """
     steps = retry.task_options()
     session = create_or_fetch_session.with_options(**steps)(session_path, target, recheck)
     found = discover_files.with_options(**steps)(session_path, target, listed)
     hash_session_files(session_path, found.to_register, max_md5_size)
     report = register_session_files.with_options(**steps)(
-        session_path, target, session, listed, max_md5_size, recheck
+        session_path, target, session, listed, max_md5_size, recheck, repository
     )
     report.attempts += session.attempts - 1
     return report

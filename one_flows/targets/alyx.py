@@ -160,7 +160,9 @@ class AlyxTarget:
                     hash=d.get("hash") or None,
                     file_size=d.get("file_size"),
                     repositories=frozenset(
-                        r["data_repository"] for r in d.get("file_records") or ()
+                        r["data_repository"]
+                        for r in d.get("file_records") or ()
+                        if r.get("exists", True)
                     ),
                 )
             )

@@ -58,8 +58,8 @@ class RegisteredDataset:
 
     ``rel_path`` is relative to the session folder (``collection/#revision#/name``); ``hash`` is
     None when the dataset was registered without one; ``repositories`` names the data
-    repositories holding a file record of it. ``exists`` is False once the target was told its
-    file is gone (`RegistrationTarget.mark_missing`).
+    repositories holding its file (a file record that exists). ``exists`` is False once the
+    target was told its file is gone (`RegistrationTarget.mark_missing`).
     """
 
     id: str

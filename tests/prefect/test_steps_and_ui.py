@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
 from prefect.utilities.schema_tools.validation import ValidationError, validate
 
 import one_flows.hashing
+from one_flows.alyx import AlyxClient
 from one_flows.prefect import hashing
 from one_flows.prefect.preprocess import preprocess
 from one_flows.prefect.register import RegistrationOptions, register_new_sessions, register_session
@@ -173,6 +174,37 @@ def test_a_run_publishes_a_table_and_a_summary_in_words_and_an_empty_one_nothing
     assert again.is_completed() and again.result().sessions == []
     assert _artifacts(again.state_details.flow_run_id) == {}
     assert {key: _versions(key) for key in before} == before
+
+
+def test_duplicate_records_and_files_gone_are_warned_of_and_summarised(
+    prefect_api, alyx, sample_root, caplog
+):
+    session = sample_root / "cortexlab/Subjects/KS022/2026-01-05/001"
+    first = register_session(session, alyx=alyx.url, options=FAST)
+    with AlyxClient(alyx.url, username=alyx.username, password=alyx.password) as client:
+        # Another machine's record of the session, started earlier: the run keeps to the first.
+        client.patch(f"/sessions/{first.eid}", {"start_time": "2026-01-05T12:00:00"})
+        other = client.post(
+            "/sessions",
+            {"subject": "KS022", "lab": "cortexlab", "number": 1, "start_time": "2026-01-05T09:00"},
+        )["id"]
+    gone = "alf/probe01/spikes.amps.npy"
+    (session / gone).unlink()
+    (session / "create_me.flag").touch()
+    caplog.set_level(logging.INFO, logger="prefect.task_runs")
+    state = register_new_sessions(
+        sample_root, alyx=alyx.url, session_path=session, quiet_seconds=0, return_state=True
+    )
+
+    assert state.is_completed(), state.message  # the session itself registered
+    (result,) = state.result().sessions
+    assert (result.eid, result.duplicates) == (first.eid, [other])
+    assert result.deleted == [gone]
+    warnings = {r.message for r in caplog.records if r.levelno == logging.WARNING}
+    assert len(result.notices) == 2
+    assert {f"{session}: {notice}" for notice in result.notices} <= warnings
+    words = _artifacts(state.state_details.flow_run_id)["register-new-sessions-summary"]
+    assert all(f"**{notice}**" in words.data for notice in result.notices)
 
 
 def test_the_hashing_progress_names_the_session(prefect_api, sample_root, monkeypatch):
