@@ -110,10 +110,10 @@ def _summary_table(summary: Any) -> Table:
     for s in summary.sessions:
         counts = s.counts
         table.add_row(
-            s.session_path,
+            summary.relative(s),
             f"[{style.get(s.status, 'cyan')}]{s.status}[/]",
             *(str(counts.get(status, 0)) for status in shown),
-            s.reason or "",
+            "; ".join([s.why] if s.reason else s.notices),
         )
     return table
 
@@ -311,8 +311,7 @@ def _register(
     summary = result.summary if isinstance(result, RunFailed) else result
     if isinstance(summary, RegistrationSummary):
         console.print(_summary_table(summary))
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
-        console.print(f"{len(summary.sessions)} sessions; files: {counts or 'none'}")
+        console.print(f"{len(summary.sessions)} sessions; files: {summary.files_in_words}")
     if not state.is_completed():
         console.print(f"[red]The registration flow ended {state.name}: {state.message}[/]")
         raise typer.Exit(1)

@@ -56,6 +56,7 @@ __all__ = [
     "session_name",
     "session_url",
     "settle",
+    "shown",
     "warnings_of",
 ]
 
@@ -110,6 +111,11 @@ class SessionResult(BaseModel):
     def counts(self) -> dict[str, int]:
         """Number of files per status."""
         return dict(Counter(f.status for f in self.files))
+
+    @property
+    def why(self) -> str:
+        """The reason, without the session folder it starts with (for tables that name it)."""
+        return (self.reason or "").removeprefix(f"{self.session_path}: ")
 
     @property
     def notices(self) -> list[str]:
@@ -199,6 +205,18 @@ class RegistrationSummary(BaseModel):
             total.update(session.counts)
         return dict(total)
 
+    @property
+    def sessions_in_words(self) -> str:
+        """``4 registered, 2 failed``: the number of sessions per status, most first."""
+        counts = Counter(s.status for s in self.sessions).most_common()
+        return ", ".join(f"{n} {status}" for status, n in counts) or "none"
+
+    @property
+    def files_in_words(self) -> str:
+        """``48 created, 16 skipped``: the number of files per status."""
+        counts = sorted(self.file_counts.items())
+        return ", ".join(f"{n} {status}" for status, n in counts) or "none"
+
     def failure(self) -> str | None:
         """Why the run failed, in one line, or None when every session is fine.
 
@@ -239,7 +257,7 @@ class RegistrationSummary(BaseModel):
                     "file": "",
                     "status": s.status,
                     "dataset_type": "",
-                    "why": "; ".join([s.reason] if s.reason else s.notices),
+                    "why": "; ".join([s.why] if s.reason else s.notices),
                 }
             )
             rows.extend(
@@ -267,13 +285,11 @@ class RegistrationSummary(BaseModel):
     def markdown(self) -> str:
         """What the run did, in a few sentences of markdown, with a line per session that did
         not just register (and a link to each session's record, for an Alyx target)."""
-        sessions = Counter(s.status for s in self.sessions)
-        said = ", ".join(f"{n} {status}" for status, n in sessions.most_common())
-        files = ", ".join(f"{n} {status}" for status, n in sorted(self.file_counts.items()))
         lines = [
-            f"**{len(self.sessions)} sessions** under `{self.root}` into `{self.target}`: {said}.",
+            f"**{len(self.sessions)} sessions** under `{self.root}` into `{self.target}`: "
+            f"{self.sessions_in_words}.",
             "",
-            f"Files: {files or 'none'}; retries after transient faults: {self.retries}.",
+            f"Files: {self.files_in_words}; retries after transient faults: {self.retries}.",
         ]
         if failure := self.failure():
             lines += ["", f"**The run failed**: {failure}"]
@@ -283,7 +299,7 @@ class RegistrationSummary(BaseModel):
             url = session_url(self.target, s.eid)
             link = f"[{name}]({url})" if url else f"`{name}`"
             counts = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()))
-            why = f": {s.reason}" if s.reason and s.status != "registered" else ""
+            why = f": {s.why}" if s.reason and s.status != "registered" else ""
             notes = "".join(f"; **{notice}**" for notice in s.notices)
             lines.append(f"- {link} {s.status} ({counts or 'no files'}){why}{notes}")
         return "\n".join(lines)
@@ -410,4 +426,16 @@ def data_root(session_path: str | os.PathLike[str]) -> Path:
         raise SessionFailed(str(exc)) from None
     if not path.is_dir():
         raise SessionFailed(f"no such session folder: {path}")
-    return path.parents[4 if key.lab else 2]
+    return _root(key, path)
+
+
+def shown(path: str | os.PathLike[str], session_path: str | os.PathLike[str]) -> str:
+    """A path in a session folder as logs show it: from the data root on
+    (``cortexlab/Subjects/KS022/2026-01-05/001/alf/spikes.times.npy``)."""
+    session_path = Path(session_path)
+    root = _root(SessionKey.from_path(session_path), session_path)
+    return Path(path).relative_to(root).as_posix()
+
+
+def _root(key: SessionKey, session_path: Path) -> Path:
+    return session_path.parents[4 if key.lab else 2]

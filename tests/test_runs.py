@@ -29,6 +29,7 @@ from one_flows.runs import (
     let_go,
     refusals,
     settle,
+    shown,
 )
 from one_flows.targets import AlyxTarget, LocalTarget
 
@@ -178,6 +179,24 @@ def _summary(*statuses: str) -> RegistrationSummary:
 )
 def test_a_run_fails_when_a_session_failed_or_is_pending(statuses, failure):
     assert _summary(*statuses).failure() == failure
+
+
+def test_summaries_name_sessions_from_the_root_and_say_why_once():
+    summary = _summary("registered", "failed")
+    assert summary.sessions_in_words == "1 registered, 1 failed"
+    assert summary.files_in_words == "none"
+    assert summary.markdown().splitlines()[-1] == "- `s1` failed (no files): why 1"
+    assert summary.table()[1] == {
+        "session": "s1",
+        "file": "",
+        "status": "failed",
+        "dataset_type": "",
+        "why": "why 1",
+    }
+    assert (
+        shown(SESSION / "alf/a.b.npy", SESSION)
+        == "cortexlab/Subjects/KS022/2026-01-05/001/alf/a.b.npy"
+    )
 
 
 def test_the_data_root_of_a_session_folder(tmp_path):

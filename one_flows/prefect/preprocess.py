@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from one_flows.cache import update_tables
 from one_flows.one import One
-from one_flows.prefect.forms import form
+from one_flows.prefect.forms import form, no_null_defaults
 from one_flows.runs import data_root
 
 __all__ = ["TrialsSummary", "preprocess"]
@@ -49,7 +49,7 @@ def _open(session_path: Path, cache_dir: Path) -> tuple[One, str]:
     return one, local_eid
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="summarise-trials")
 def summarise_trials(eid: str, session_path: Path, cache_dir: Path) -> TrialsSummary:
     """Load the session's trials through the ONE query API and summarise them."""
     one, local_eid = _open(session_path, cache_dir)
@@ -65,6 +65,7 @@ def summarise_trials(eid: str, session_path: Path, cache_dir: Path) -> TrialsSum
     )
 
 
+@no_null_defaults
 @flow(name="preprocess", log_prints=True)
 def preprocess(
     eid: Annotated[str, form("Session id")],

@@ -11,7 +11,7 @@ Failed when a session failed or an outage left sessions pending.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +26,7 @@ from pydantic.json_schema import SkipJsonSchema
 from one_flows import flags
 from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.events import emit_session_registered
-from one_flows.prefect.forms import form
+from one_flows.prefect.forms import form, no_null_default, no_null_defaults
 from one_flows.prefect.retries import RetrySettings
 from one_flows.prefect.targets import Target, registration_client
 from one_flows.prefect.tasks import (
@@ -47,6 +47,7 @@ from one_flows.runs import (
     refusals,
     registered_types,
     settle,
+    shown,
 )
 from one_flows.targets import TargetUnavailable
 
@@ -58,11 +59,11 @@ class RegistrationOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    max_md5_size: int | SkipJsonSchema[None] = Field(
+    max_md5_size: Annotated[int, Field(ge=0)] | SkipJsonSchema[None] = Field(
         default=None,
-        ge=0,
         title="Largest file hashed (bytes)",
         description="Files this size or larger are registered without a hash; empty: all.",
+        json_schema_extra=no_null_default,
     )
     max_attempts: int = Field(
         default=3,
@@ -101,6 +102,7 @@ Repository = Annotated[str | SkipJsonSchema[None], form("Data repository")]
 Options = Annotated[RegistrationOptions, form("Registration options")]
 
 
+@no_null_defaults
 @flow(name="register-new-sessions", log_prints=True)
 def register_new_sessions(
     root: Root,
@@ -154,6 +156,7 @@ def register_new_sessions(
     return _final(summary)
 
 
+@no_null_defaults
 @flow(name="register-session", log_prints=True)
 def register_session(
     session_path: Annotated[Path, form("Session folder")],
@@ -243,10 +246,11 @@ def _register_flagged(
     outage: str | None = None
 
     def finish(i: int, claim: flags.Claim, result: SessionResult) -> None:
+        name = shown(result.session_path, result.session_path)
         if result.status == "pending":
-            get_run_logger().warning("%s", result.reason)
+            get_run_logger().warning("%s: %s", name, result.why)
         elif result.status == "failed":
-            get_run_logger().error("%s", result.reason)
+            get_run_logger().error("%s: %s", name, result.why)
         settle(
             claim,
             result,
@@ -329,14 +333,13 @@ def _publish(summary: RegistrationSummary, key: str) -> None:
     if not summary.sessions:
         get_run_logger().info("no flagged session ready under %s", summary.root)
         return
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.file_counts.items()))
-    sessions = Counter(s.status for s in summary.sessions)
     create_table_artifact(
         summary.table(),
         key=key,
         description=(
-            f"Registration of {summary.root} into {summary.target}: "
-            f"sessions {dict(sessions)}; files: {counts or 'none'}; retries: {summary.retries}"
+            f"Registration of {summary.root} into {summary.target}: sessions: "
+            f"{summary.sessions_in_words}; files: {summary.files_in_words}; "
+            f"retries: {summary.retries}"
         ),
     )
     create_markdown_artifact(

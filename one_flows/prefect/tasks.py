@@ -30,7 +30,7 @@ from one_flows.registration import (
     Outcome,
     SessionReport,
 )
-from one_flows.runs import session_name, warnings_of
+from one_flows.runs import session_name, shown, warnings_of
 
 __all__ = [
     "DiscoveredFiles",
@@ -65,7 +65,7 @@ def _named(step: str, parameter: str = "session_path") -> Callable[..., str]:
     return name
 
 
-@task(**_STEP)
+@task(**_STEP, name="check-target", task_run_name="check-target")
 def check_target(target: Target) -> str:
     """Make sure the target can be used (see `RegistrationTarget.check`); returns its label.
 
@@ -98,7 +98,7 @@ def flow_run_is_running(run_id: str) -> bool:
     return run.state is None or not run.state.is_final()
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="take-back-stale-claims", task_run_name="take-back-stale-claims")
 def reap_stale_claims(root: Path, flag: str) -> list[flags.Flag]:
     """Return the claims of flow runs that are no longer running to the pool; returns them."""
     reaped = flags.reap_stale_claims(root, flow_run_is_running, names=(flag,))
@@ -107,7 +107,7 @@ def reap_stale_claims(root: Path, flag: str) -> list[flags.Flag]:
     return reaped
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="find-flagged-sessions", task_run_name="find-flagged-sessions")
 def find_flagged_sessions(root: Path, flag: str, quiet_seconds: float) -> list[flags.Flag]:
     """The claimable flags under ``root`` whose session has been quiet for ``quiet_seconds``."""
     ready = []
@@ -125,13 +125,13 @@ def claim_session(flag: flags.Flag) -> flags.Claim | None:
     return flags.claim(flag, current_run_id())
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="complete-claim")
 def complete_claim(claim: flags.Claim, keep_done_marker: bool = False) -> None:
     """Mark a claimed session registered: remove its flag (or keep a done marker)."""
     flags.complete(claim, keep_done_marker=keep_done_marker)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="fail-claim")
 def fail_claim(claim: flags.Claim, reason: str, max_attempts: int) -> flags.Flag:
     """Record a failed attempt; after ``max_attempts`` the session is quarantined."""
     return flags.fail(claim, reason, max_attempts=max_attempts)
@@ -205,7 +205,8 @@ def register_session_files(
     dataset type), one outcome per file, into the data ``repository`` of an Alyx (by name; see
     `RegistrationClient.register_files`); ``session`` is the report of `create_or_fetch_session`,
     whose record is used as it is. Logs the counts, a warning per file refused or of no
-    dataset type, and one for other records of the session and one for files gone."""
+    dataset type, and one for other records of the session and one for files gone (paths
+    from the data root on)."""
     paths = True if listed is None else [session_path / p for p in listed]
     report = registration_client(target).register_session(
         session_path,
@@ -216,12 +217,14 @@ def register_session_files(
         repository=repository,
     )
     logger = get_run_logger()
-    logger.info("%s", report.summary())
+    name = shown(session_path, session_path)
+    logger.info("%s: %s", name, report.summary().removeprefix(f"{report.session_path}: "))
     for outcome in report.files:
         if outcome.status is Outcome.FAILED or outcome.reason in (NO_DATASET_TYPE, AMBIGUOUS_TYPE):
-            logger.warning("%s %s: %s", outcome.path, outcome.status.value, outcome.reason)
+            path = shown(outcome.path, session_path)
+            logger.warning("%s %s: %s", path, outcome.status.value, outcome.reason)
     for warning in warnings_of(report.duplicates, report.deleted):
-        logger.warning("%s: %s", session_path, warning)
+        logger.warning("%s: %s", name, warning)
     return _attempts(report)
 
 
@@ -252,7 +255,7 @@ def register_session_folder(
     return report
 
 
-@task(**_STEP)
+@task(**_STEP, name="register-weight")
 def register_weight(
     target: Target, subject: str, weight: float, date_time: str | None = None
 ) -> dict[str, Any]:
@@ -260,7 +263,7 @@ def register_weight(
     return registration_client(target).register_weight(subject, weight, date_time=date_time)
 
 
-@task(**_STEP)
+@task(**_STEP, name="register-water")
 def register_water_administration(
     target: Target, subject: str, volume: float, **kwargs: Any
 ) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from prefect.cache_policies import NO_CACHE
 from pydantic.json_schema import SkipJsonSchema
 
 from one_flows.cache import UpdateSummary, update_tables
-from one_flows.prefect.forms import form
+from one_flows.prefect.forms import form, no_null_defaults
 from one_flows.registration import default_digest_cache_path
 
 __all__ = ["update_cache"]
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, name="update-tables", task_run_name="update-tables")
 def update_tables_task(root: Path, cache_dir: Path, hash_files: bool | None) -> UpdateSummary:
     """Rescan ``root`` into the tables in ``cache_dir``, hashing only new or changed files."""
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -25,6 +25,7 @@ def update_tables_task(root: Path, cache_dir: Path, hash_files: bool | None) -> 
     )
 
 
+@no_null_defaults
 @flow(name="update-cache", log_prints=True)
 def update_cache(
     root: Annotated[Path, form("Data folder")],

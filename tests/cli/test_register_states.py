@@ -41,6 +41,10 @@ def test_a_failed_session_exits_1_with_the_table_and_the_count(
     result = _register(prefect_api, sample_root, "--alyx", alyx_server.url)
     assert result.exit_code == 1, result.output
     assert result.output.count(" registered ") == 2
+    # Rows name sessions from the root on, and say why without repeating the path.
+    assert '│ hoferlab/Subjects/SWC_043/2026-01-05/001 │ failed │ 0 │ 0 │ "SWC_043" does not' in (
+        " ".join(result.output.split())
+    )
     assert "ended Failed: 4 of 6 sessions failed; first: " in " ".join(result.output.split())
 
 

@@ -72,7 +72,9 @@ def test_each_session_shows_its_steps_by_name(prefect_api, sample_root):
     state = register_new_sessions(sample_root, quiet_seconds=0, return_state=True)
     assert state.is_completed(), state.message
 
-    runs = _task_runs(state.state_details.flow_run_id, _steps(sessions))
+    run_steps = {"check-target", "take-back-stale-claims", "find-flagged-sessions"}
+    runs = _task_runs(state.state_details.flow_run_id, _steps(sessions) | run_steps)
+    assert set(runs) == _steps(sessions) | run_steps  # every task run named in words
     for session in sessions:
         parent = runs[f"register-{session}"]
         for step in STEPS:
@@ -119,20 +121,22 @@ def test_logs_count_each_session_and_warn_of_each_file_not_registered(
     (result,) = [s for s in summary.sessions if s.session_path == str(session)]
     assert result.status == "registered"
     counts = result.counts
-    infos = [r for r in caplog.records if r.levelno == logging.INFO and str(session) in r.message]
-    assert [r.message for r in infos if "files:" in r.message] == [
-        f"{session}: session {result.eid} created; files: {counts['created']} created, "
+    name = "cortexlab/Subjects/KS022/2026-01-05/001"  # paths are shown from the data root on
+    infos = [r.message for r in caplog.records if r.levelno == logging.INFO]
+    assert [m for m in infos if m.startswith(f"{name}: ") and "files:" in m] == [
+        f"{name}: session {result.eid} created; files: {counts['created']} created, "
         f"0 unchanged, {counts['skipped']} skipped, 0 failed"
     ]
     warnings = {r.message for r in caplog.records if r.levelno == logging.WARNING}
     not_registered = {
-        f"{s.session_path}/{f.path} skipped: {f.reason}"
+        f"{summary.relative(s)}/{f.path} skipped: {f.reason}"
         for s in summary.sessions
         for f in s.files
         if f.reason == NO_DATASET_TYPE
     }
-    assert f"{session / 'alf/foo.bar.npy'} skipped: {NO_DATASET_TYPE}" in not_registered
+    assert f"{name}/alf/foo.bar.npy skipped: {NO_DATASET_TYPE}" in not_registered
     assert warnings == not_registered
+    assert not any(str(sample_root) in m for m in infos + list(warnings))
 
 
 def _artifacts(flow_run_id) -> dict:
@@ -202,7 +206,8 @@ def test_duplicate_records_and_files_gone_are_warned_of_and_summarised(
     assert result.deleted == [gone]
     warnings = {r.message for r in caplog.records if r.levelno == logging.WARNING}
     assert len(result.notices) == 2
-    assert {f"{session}: {notice}" for notice in result.notices} <= warnings
+    name = "cortexlab/Subjects/KS022/2026-01-05/001"
+    assert {f"{name}: {notice}" for notice in result.notices} <= warnings
     words = _artifacts(state.state_details.flow_run_id)["register-new-sessions-summary"]
     assert all(f"**{notice}**" in words.data for notice in result.notices)
 
@@ -261,6 +266,19 @@ def test_every_parameter_has_a_title_a_description_and_no_none_branch(flow):
     if "alyx" in schema["properties"]:
         alyx = _definition(schema, schema["properties"]["alyx"])
         assert alyx["block_type_slug"] == "alyx-credentials"  # the form picks a block
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_a_form_filled_with_its_defaults_is_valid(flow):
+    """The form fills each field with its default and validates before it submits: a default
+    of None in a schema that offers no None would be refused ("None is not of type 'string'")."""
+    schema = flow.parameters.model_dump()
+    required = {"root": "/data", "session_path": "/data/KS022/2026-01-05/001", "eid": "e1"}
+    filled = {name: required[name] for name in schema["required"]}
+    filled |= {name: p["default"] for name, p in schema["properties"].items() if "default" in p}
+    validate(filled, schema, raise_on_error=True)
+    assert "None" not in str(filled)
+    assert flow.validate_parameters({**filled, "root": "/data"} if "root" in filled else filled)
 
 
 def test_numbers_out_of_bounds_are_refused_by_the_schema_as_in_code(prefect_api, sample_root):
