@@ -86,17 +86,25 @@ def block_reference(name: str) -> dict[str, Any]:
     """The deployment parameter that names the saved `AlyxCredentials` block ``name``.
 
     A deployment's ``alyx`` is an AlyxCredentials block, as in the flow's form (an Alyx URL
-    works only from code).
+    works only from code). It names the block by its id, as the form does: the form shows
+    the block picked (a reference by name would leave the picker empty).
 
     Raises:
-        ValueError: ``name`` is a URL.
+        ValueError: ``name`` is a URL, or the Prefect API holds no such block.
     """
     if name.startswith(("http://", "https://")):
         raise ValueError(
             f"deployments take an AlyxCredentials block, not a URL: save one for {name} "
             "(see one_flows.prefect.blocks) and give its name"
         )
-    return {"$ref": {"block_document_slug": f"{AlyxCredentials.get_block_type_slug()}/{name}"}}
+    try:
+        block = AlyxCredentials.load(name, _sync=True)  # sync in an event loop too
+    except ValueError:
+        raise ValueError(
+            f"no AlyxCredentials block named {name!r} on the Prefect API: save one (see "
+            "one_flows.prefect.blocks)"
+        ) from None
+    return {"$ref": {"block_document_id": str(block._block_document_id)}}
 
 
 def serve(

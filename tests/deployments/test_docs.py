@@ -22,12 +22,13 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from one_flows.prefect.events import emit_session_flagged
-from one_flows.prefect.serve import block_reference
 
 REPO = Path(__file__).resolve().parents[2]
 SCALING = REPO / "docs" / "scaling.md"
 DOCS = [SCALING, REPO / "deployments" / "README.md"]
 RIGS = ("rig-a", "rig-b")
+LAB_ALYX = {"$ref": {"block_document_slug": "alyx-credentials/lab-alyx"}}
+"""The docs' YAML names the block by slug: nothing to look up when writing it."""
 _REPO_PATH = re.compile(
     r"(?<![\w./-])((?:deployments|docs|tests|flows|one_flows|benchmarks)/[\w./#-]*[\w/]"
     r"|[\w.-]+/[\w./#-]*\.(?:service|py|yaml|md)|prefect\.yaml)"
@@ -149,9 +150,7 @@ async def _check_the_lab(text: str) -> dict:
         assert sweep.global_concurrency_limit.limit == 1
         assert [s.schedule.interval.total_seconds() for s in sweep.schedules] == [900]
         assert (
-            sweep.parameters
-            == on_flag.parameters
-            == {"root": f"/mnt/{rig}/Data", "alyx": block_reference("lab-alyx")}
+            sweep.parameters == on_flag.parameters == {"root": f"/mnt/{rig}/Data", "alyx": LAB_ALYX}
         )
     on_dask = deployments["register-new-sessions/rig-b-sweep"]
     assert on_dask.entrypoint == "deployments/on_dask.py:register_new_sessions_on_dask"

@@ -281,7 +281,16 @@ def test_a_form_filled_with_its_defaults_is_valid(flow):
     assert flow.validate_parameters({**filled, "root": "/data"} if "root" in filled else filled)
 
 
-def test_numbers_out_of_bounds_are_refused_by_the_schema_as_in_code(prefect_api, sample_root):
+@pytest.fixture
+def lab_alyx(prefect_api) -> str:
+    """The id of an AlyxCredentials block saved as ``lab-alyx``."""
+    from one_flows.prefect.blocks import AlyxCredentials
+
+    block = AlyxCredentials(base_url="https://alyx.example.org", username="u", password="p")
+    return str(block.save("lab-alyx", overwrite=True))
+
+
+def test_numbers_out_of_bounds_are_refused_by_the_schema_as_in_code(lab_alyx, sample_root):
     schema = register_new_sessions.parameters.model_dump()
     bounds = {name: p.get("minimum") for name, p in schema["properties"].items()}
     assert (bounds["quiet_seconds"], bounds["max_parallel_sessions"]) == (0, 1)
@@ -293,15 +302,16 @@ def test_numbers_out_of_bounds_are_refused_by_the_schema_as_in_code(prefect_api,
     assert state.is_failed() and "max_parallel_sessions" in state.message
 
 
-def test_deployments_name_the_block_and_keep_the_schema():
+def test_deployments_name_the_block_by_its_id_and_keep_the_schema(lab_alyx):
+    """By id, as Prefect's form names a block it shows picked."""
     deployments = {d.name: d for d in load_deployments(parameters={"alyx": "lab-alyx"})}
     sweep = deployments["sweep"]
-    assert sweep.parameters["alyx"] == {
-        "$ref": {"block_document_slug": "alyx-credentials/lab-alyx"}
-    }
+    assert sweep.parameters["alyx"] == {"$ref": {"block_document_id": lab_alyx}}
     assert (
         sweep._parameter_openapi_schema.model_dump()
         == register_new_sessions.parameters.model_dump()
     )
     with pytest.raises(ValueError, match="not a URL"):
         block_reference("https://alyx.example.org")
+    with pytest.raises(ValueError, match="no AlyxCredentials block named 'lab-alyz'"):
+        block_reference("lab-alyz")
