@@ -118,6 +118,16 @@ def _summary_table(summary: Any) -> Table:
     return table
 
 
+def _console_warnings_only() -> None:
+    """Show only warnings and errors of Prefect's loggers on the console. The logs of the flow
+    and task runs still reach the Prefect API, at every level: the UI shows them all."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(logging.WARNING)
+
+
 def _nothing_ready(root: Path, flag: str, quiet_seconds: float) -> bool:
     """Whether no flagged session under ``root`` is ready to register; if so, say so.
 
@@ -271,8 +281,7 @@ def _register(
     from one_flows.runs import RegistrationSummary
 
     if not verbose:
-        for name in ("prefect.flow_runs", "prefect.task_runs"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        _console_warnings_only()
     found = list(find_flags(root, (flag,)))
     with console.status("Waiting for the Prefect API…"):
         _import_flow_engine()

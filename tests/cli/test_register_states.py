@@ -1,7 +1,9 @@
 """`one-flows register`'s exit code follows the flow run's state, and it says why a run failed."""
 
+import logging
 from pathlib import Path
 
+from prefect.logging.handlers import APILogHandler, PrefectConsoleHandler
 from typer.testing import CliRunner
 
 from one_flows.cli import app
@@ -59,3 +61,24 @@ def test_a_dry_run_exits_0_and_names_what_would_be_refused(
     assert result.output.count("would fail") == 4
     assert '"SWC_043" does not exist in subjects' in " ".join(result.output.split())
     assert _states(sample_root) == [FlagState.PENDING] * 6
+
+
+def test_the_console_shows_warnings_and_the_api_gets_every_log(
+    prefect_api, sample_root, monkeypatch
+):
+    """Without --verbose the console shows only warnings, but the runs' logs still reach
+    Prefect's API handler at every level: the UI shows the counts of each session."""
+    sent: list[logging.LogRecord] = []
+    monkeypatch.setattr(APILogHandler, "emit", lambda self, record: sent.append(record))
+    try:
+        result = _register(prefect_api, sample_root)
+    finally:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.NOTSET)
+    assert result.exit_code == 0, result.output
+    counts = [
+        r.getMessage() for r in sent if r.levelno == logging.INFO and "files: " in r.getMessage()
+    ]
+    assert len(counts) == 6
+    assert " | INFO " not in result.output
