@@ -315,8 +315,9 @@ def warnings_of(duplicates: list[str], deleted: list[str]) -> list[str]:
     files registered to it that are gone from its folder (``deleted``, relative paths)."""
     said = []
     if duplicates:
+        records = "record" if len(duplicates) == 1 else "records"
         said.append(
-            f"{len(duplicates)} other session records for this session on the target, to be "
+            f"{len(duplicates)} other session {records} for this session on the target, to be "
             f"deleted: {', '.join(duplicates)}"
         )
     if deleted:

@@ -86,7 +86,7 @@ class RegistrationOptions(BaseModel):
     )
     retry: RetrySettings = Field(
         default_factory=RetrySettings,
-        title="Retries",
+        title="Retry policy",
         description="How each step that failed transiently is run again.",
     )
 
