@@ -24,6 +24,7 @@ from one_flows.prefect.retries import RetrySettings
 from one_flows.prefect_api import free_port
 from one_flows.registration import RunFailed
 from one_flows.targets import TargetUnavailable
+from tests.badinput.test_bad_folders import _too_deep
 
 FAST = RegistrationOptions(retry=RetrySettings(retries=2, delay_seconds=0, jitter_factor=0))
 SESSIONS = 6
@@ -125,6 +126,50 @@ def test_a_server_gone_mid_run_leaves_the_sessions_not_done_pending(prefect_api,
     assert _states(sample_root) == []
     assert alyx.request_count("POST", "/register-file") >= SESSIONS
     assert len(alyx.store.all("SELECT id FROM sessions")) == SESSIONS  # none posted twice
+
+
+def test_credentials_refused_mid_run_leave_the_sessions_not_done_pending(
+    prefect_api, alyx, sample_root
+):
+    """A password changed (or a token revoked) while a run works is an outage too."""
+    alyx.faults.add(method="GET", path="/sessions", kind="delay", seconds=0.3)
+
+    def refuse_after_two_sessions() -> None:
+        deadline = time.monotonic() + 60
+        while len(_states(sample_root)) > SESSIONS - 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        alyx.faults.add(kind="status", status=401)
+
+    refuser = threading.Thread(target=refuse_after_two_sessions)
+    refuser.start()
+    state = _run(sample_root, alyx.url, max_parallel_sessions=1)
+    refuser.join()
+
+    assert state.is_failed()
+    statuses = [s.status for s in state.result(raise_on_failure=False).summary.sessions]
+    assert statuses == ["registered"] * 2 + ["pending"] * (SESSIONS - 2)
+    assert state.message.startswith(f"alyx:{alyx.url} failed: 4 of 6 sessions left pending")
+    assert _states(sample_root) == [FlagState.PENDING] * (SESSIONS - 2)
+
+    alyx.faults.clear()
+    good = _run(sample_root, alyx.url)
+    assert good.is_completed(), good.message
+    assert [s.status for s in good.result().sessions] == ["registered"] * (SESSIONS - 2)
+    assert _states(sample_root) == []
+
+
+def test_a_session_folder_that_cannot_be_listed_is_its_own_failure(prefect_api, sample_root):
+    """Not an outage: an attempt is counted for that session alone, the others register."""
+    bad = sample_root / "cortexlab/Subjects/KS023/2026-01-05/001"
+    too_long = _too_deep(bad)
+    state = register_new_sessions(sample_root, quiet_seconds=0, options=FAST, return_state=True)
+
+    assert state.is_failed()
+    assert state.message.startswith("1 of 6 sessions failed; first: ")
+    assert f"cannot list {too_long}" in state.message
+    summary = state.result(raise_on_failure=False).summary
+    assert sorted(s.status for s in summary.sessions) == ["failed"] + ["registered"] * 5
+    assert _states(sample_root) == [FlagState.FAILED]
 
 
 def test_a_session_that_fails_fails_the_run_and_the_others_register(
