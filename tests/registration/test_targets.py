@@ -41,6 +41,10 @@ def test_alyx_session_datasets_carry_session_relative_paths(client, make_session
         rel: (hashlib.md5(data).hexdigest(), len(data)) for rel, data in GOOD_FILES.items()
     }
     assert {d.id for d in held} == {f.dataset["id"] for f in report.files if f.dataset}
+    # Registered into no repository: Alyx has file records, none of which exists.
+    assert all(d.repositories == frozenset() for d in held)
+    client.register_session(path, repository="flatiron_cortexlab", recheck=True)
+    held = client.target.session_datasets(report.eid)
     assert all(d.repositories == {"flatiron_cortexlab"} for d in held)
 
 
