@@ -45,7 +45,7 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 - ``update_tables`` rescans only the sessions given, or those whose folders changed (state
   files in ``.one_flows`` record each file's and folder's mtime), and rehashes only files whose
   size or mtime changed. When all it finds is new sessions, it appends their rows to the files
-  (`one_flows.parquet_append`) instead of re-encoding every row.
+  (`one_flows._parquet_append`) instead of re-encoding every row.
 - Writes are atomic per file: a reader sees the old table or the new one, never a partial one.
   A rewritten file keeps the permissions of the one it replaces.
 - Columns are zstd-compressed (ONE writes snappy): half the size for hex ids and md5s, read as

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from one_flows import parquet_append
+from one_flows import _parquet_append as parquet_append
 
 __all__ = [
     "DIRS_FILE",

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from one_flows import parquet_append
+from one_flows import _parquet_append as parquet_append
 from one_flows.cache.build import BuildOptions, UpdateSummary, folders, index_sessions
 from one_flows.cache.files import DATASETS_FILE, DIRS_FILE, SESSIONS_FILE, STATE_FILE, footer_md5
 from one_flows.cache.lock import changing

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from one_flows.prefect_api import end_process, file_tail, free_port
+from one_flows._prefect_api import end_process, file_tail, free_port
 
 __all__ = [
     "TEST_SETTINGS",

@@ -142,7 +142,7 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     from one_flows import cache
-    from one_flows.parquet_append import footer
+    from one_flows._parquet_append import footer
     from one_flows.walk import SessionKey
 
     def old_id(name: str) -> str:

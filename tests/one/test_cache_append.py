@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from one.api import One as OneApi
 
-from one_flows import cache, parquet_append
+from one_flows import _parquet_append as parquet_append
+from one_flows import cache
 from one_flows.cache import load_tables, make_parquet_db, update_tables
 
 from .conftest import age
