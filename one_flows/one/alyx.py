@@ -38,7 +38,8 @@ import pandas as pd
 
 from one_flows.alf import get_session_path, session_path_parts
 from one_flows.alyx import AlyxClient, AlyxNotFound
-from one_flows.cache import CacheTables, load_tables, lock_tables, save_tables, table_metadata
+from one_flows.cache import CacheTables, load_tables, lock_tables, save_tables
+from one_flows.cache.files import table_metadata
 from one_flows.hashing import md5
 
 from .download import Downloader, FileTransfer

@@ -65,8 +65,8 @@ import numpy as np
 import pandas as pd
 
 from one_flows.alf import get_session_path
-from one_flows.alyx import AlyxClient, one_params
-from one_flows.alyx.settings import one_params_key
+from one_flows.alyx import AlyxClient
+from one_flows.alyx.settings import one_params, one_params_key
 from one_flows.cache import QC, CacheTables
 from one_flows.loaders import load_file_content
 

@@ -15,9 +15,9 @@ from one_flows.alyx import (
     AlyxServerError,
     AlyxTransientError,
     AlyxUnavailable,
-    RateLimiter,
     RetryPolicy,
 )
+from one_flows.alyx.ratelimit import RateLimiter
 
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
 FAST_RETRIES = RetryPolicy(max_attempts=4, base=0.01, jitter=0.0)
