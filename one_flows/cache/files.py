@@ -82,8 +82,10 @@ def append_atomic(table: pa.Table, path: Path, metadata: dict) -> Path:
 
     The file's rows are copied as they are, not decoded; its metadata becomes ``metadata``.
 
-    Raises:
-        ParquetAppendError: the file is not in ``table``'s schema.
+    Raises
+    ------
+    ParquetAppendError
+        The file is not in ``table``'s schema.
     """
     new = io.BytesIO()
     _write_parquet(_with_metadata(table, metadata), new)

@@ -75,9 +75,12 @@ def update_tables(
     write, scan and hashing included: registrations into the same tables wait for it. Ids of
     tables written by earlier versions (uuid5s) are converted to uuid3s.
 
-    Raises:
-        TablesFolderMissing: ``root_dir`` or ``cache_dir`` does not exist.
-        SessionFolderError: a folder of ``sessions`` is not a session folder under ``root_dir``.
+    Raises
+    ------
+    TablesFolderMissing
+        ``root_dir`` or ``cache_dir`` does not exist.
+    SessionFolderError
+        A folder of ``sessions`` is not a session folder under ``root_dir``.
     """
     if rescan not in ("changed", "all"):
         raise ValueError(f"rescan={rescan!r}: use 'changed' or 'all'")
