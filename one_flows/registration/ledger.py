@@ -38,8 +38,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from one_flows._sqlite_files import SharedSQLiteFile
 from one_flows.hashing import RACY_WINDOW_NS, StatIdentity, stat_identity
-from one_flows.sqlite_files import SharedSQLiteFile
 
 __all__ = [
     "LedgerFile",
