@@ -38,10 +38,10 @@ __all__ = [
     "Classifier",
     "DatasetTypeMatcher",
     "FoundFiles",
+    "glob_matches",
     "name_problem",
     "relative_files",
     "scan_files",
-    "session_files",
     "walk_session",
 ]
 
@@ -143,20 +143,16 @@ class FoundFiles:
         return self._skipped_for(AMBIGUOUS_TYPE)
 
 
-def session_files(session_path: Path) -> list[Path]:
-    """Every file under a session folder, sorted; hidden files and folders, and flag files in
-    any state (some are valid ALF names, such as ``create_me.flag.done``), are ignored.
-    Symbolic links are listed, except those leading to a folder (never followed).
+def relative_files(session_path: Path) -> list[str]:
+    """Every file under a session folder, as POSIX paths relative to it, sorted by path
+    element; hidden files and folders, and flag files in any state (some are valid ALF names,
+    such as ``create_me.flag.done``), are ignored. Symbolic links are listed, except those
+    leading to a folder (never followed).
 
     Raises:
         NotADirectoryError: ``session_path`` is not a folder.
         SessionFolderUnreadable: a folder in it cannot be listed.
     """
-    return [session_path / rel_path for rel_path in relative_files(session_path)]
-
-
-def relative_files(session_path: Path) -> list[str]:
-    """The files of ``session_files``, in its order, as POSIX paths relative to the folder."""
     if not session_path.is_dir():
         raise NotADirectoryError(f"{session_path} is not a folder")
     rel_paths = []
@@ -222,6 +218,21 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
     return found
 
 
+def glob_matches(rel_path: str, pattern: str) -> bool:
+    """Whether a POSIX path relative to a folder matches a glob ``pattern`` of `scan_files`."""
+    states = {_pattern_parts(pattern)}
+    for name in rel_path.split("/"):
+        states = {rest for state in states for rest in _advance(state, name)}
+    return () in states
+
+
+def _pattern_parts(pattern: str) -> tuple[str, ...]:
+    parts = tuple(p for p in Path(pattern).as_posix().split("/") if p not in ("", "."))
+    if not parts:
+        raise ValueError(f"empty glob pattern {pattern!r}")
+    return parts
+
+
 def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
     """The files under ``root`` whose relative path matches a glob ``pattern``, sorted.
 
@@ -230,9 +241,7 @@ def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
     walker lists them (`one_flows.walk`: hidden entries left out, symbolic links to folders not
     followed) and pruned where the pattern cannot match below them.
     """
-    parts = tuple(p for p in Path(pattern).as_posix().split("/") if p not in ("", "."))
-    if not parts:
-        raise ValueError(f"empty glob pattern {pattern!r}")
+    parts = _pattern_parts(pattern)
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")

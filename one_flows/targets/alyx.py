@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from one_flows.alyx import (
     AlyxAuthError,
@@ -16,10 +20,20 @@ from one_flows.alyx import (
     AlyxUnavailable,
     is_transient,
 )
-from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset
+from one_flows.targets.base import (
+    DatasetType,
+    FileBatch,
+    RegisteredDataset,
+    preferred_session,
+)
 from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
 
-__all__ = ["AlyxTarget"]
+__all__ = ["CREATE_SETTLE_WAITS", "AlyxTarget"]
+
+logger = logging.getLogger(__name__)
+
+CREATE_SETTLE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between look-ups for a session whose creation request timed out, before giving up."""
 
 _PROTECTED_ERROR = "One or more datasets is protected"
 _NOT_PROVIDED = "Authentication credentials were not provided."
@@ -140,8 +154,47 @@ class AlyxTarget:
         return self.lookup("sessions", eid)
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
-        """``POST /sessions``."""
-        return self.client.post("/sessions", record)
+        """``POST /sessions``; when the request times out, the record the server created.
+
+        The server may still be creating the session when the request times out, and a retry
+        that looked for it at once would post another: the session is looked for a few times
+        (`CREATE_SETTLE_WAITS`), and the timeout is raised only if it never shows.
+
+        Raises
+        ------
+        AlyxTransientError
+            The request failed, or timed out and no session showed.
+        """
+        try:
+            return self.client.post("/sessions", record)
+        except AlyxTransientError as exc:
+            if not isinstance(exc.__cause__, requests.Timeout):
+                raise
+            session = self._await_created(record)
+            if session is None:
+                raise
+            return session
+
+    def _await_created(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The session a timed-out creation of ``record`` made, once the server shows it."""
+        subject, date = record["subject"], str(record["start_time"])[:10]
+        for wait in CREATE_SETTLE_WAITS:
+            time.sleep(wait)
+            try:
+                found = self.find_sessions(subject, date, record["number"])
+            except AlyxTransientError:
+                continue
+            if found:
+                session = preferred_session(found)
+                logger.info(
+                    "%s/%s/%s: the timed-out request created %s",
+                    subject,
+                    date,
+                    record["number"],
+                    session["id"],
+                )
+                return session
+        return None
 
     def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
         """``PATCH /sessions/<eid>``: only the given fields change."""

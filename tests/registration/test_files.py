@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from one_flows.registration import (
-    AMBIGUOUS_TYPE,
-    NO_DATASET_TYPE,
-    NOT_ALF,
-    UNKNOWN_EXTENSION,
-    DatasetTypeMatcher,
-    scan_files,
-)
+from one_flows.registration import AMBIGUOUS_TYPE, NO_DATASET_TYPE, NOT_ALF, UNKNOWN_EXTENSION
+from one_flows.registration.files import DatasetTypeMatcher, scan_files
 from one_flows.targets import DatasetType
 
 from .conftest import BAD_FILES, GOOD_FILES
