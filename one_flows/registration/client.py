@@ -67,6 +67,7 @@ from one_flows.registration.pipeline import (
     DEFAULT_BATCH_SIZE,
     FileOptions,
     FilePipeline,
+    HashAhead,
     ProtectedMode,
     check_options,
 )
@@ -211,6 +212,8 @@ class RegistrationClient:
         self._ledger: RegistrationLedger | None = None
         self._matcher: DatasetTypeMatcher | None = None
         self._known: dict[tuple[str, str], dict[str, Any]] = {}
+        self._asking: dict[tuple[str, str], threading.Lock] = {}
+        self._walked: dict[Path, FoundFiles] = {}
         self._lock = threading.Lock()
         self._pipeline = FilePipeline(
             self.target, self._dataset_type_matcher, self._digest_cache, hash_workers, batch_size
@@ -287,10 +290,17 @@ class RegistrationClient:
         return record
 
     def _require(self, endpoint: str, member: str) -> dict[str, Any]:
-        """Like ``assert_exists``, answering from the records this client already found."""
+        """Like ``assert_exists``, answering from the records this client already found; of
+        several threads needing one record, one asks and the others wait for its answer."""
         with self._lock:
             record = self._known.get((endpoint, member))
-        return record if record is not None else self.assert_exists(member, endpoint)
+            asking = self._asking.setdefault((endpoint, member), threading.Lock())
+        if record is not None:
+            return record
+        with asking:
+            with self._lock:
+                record = self._known.get((endpoint, member))
+            return record if record is not None else self.assert_exists(member, endpoint)
 
     ensure_ISO8601 = staticmethod(ensure_ISO8601)
 
@@ -406,7 +416,7 @@ class RegistrationClient:
                 return report
         trusted = None if recheck else entry
         classifier = LedgerClassifier(self._dataset_type_matcher, trusted)
-        files = self._session_files(key, file_list, classifier)
+        files = self._session_files(key, file_list, classifier, reuse=trusted is None)
         if trusted is None:
             self._require("subjects", key.subject)
         for user in fields.get("users", ()):
@@ -455,10 +465,16 @@ class RegistrationClient:
         key: SessionKey,
         file_list: bool | Iterable[str | os.PathLike[str]],
         classifier: Classifier,
+        *,
+        reuse: bool,
     ) -> tuple[list[Path], list[FileOutcome]] | None:
-        """The files to register and those skipped, or None for no file registration."""
+        """The files to register and those skipped, or None for no file registration; with
+        ``reuse``, those ``register_sessions`` found for the folder, if it did."""
         if file_list is True:
-            found = walk_session(key.path, classifier)
+            with self._lock:
+                found = self._walked.pop(key.path, None) if reuse else None
+            if found is None:
+                found = walk_session(key.path, classifier)
             return list(found), found.skipped
         paths = _listed(key, file_list)
         return None if paths is None else (paths, [])
@@ -553,22 +569,103 @@ class RegistrationClient:
 
         Each gets a `SessionReport`, in input order; a session that raised has ``error`` set,
         and the others go on. Keyword arguments are those of ``register_session``.
+
+        The sessions with the most files go first, so that the last to finish are short. With
+        a digest cache, their files are hashed ahead, one session after another in that order
+        (`HashAhead`), while the sessions before are being created and sent: a session's
+        requests wait for its own hashing only, never for the others'.
         """
         paths = [Path(p) for p in session_paths]
+        unheld = [self._unheld(p, kwargs) for p in paths]
+        subjects = list(dict.fromkeys(key.subject for key in unheld if key is not None))
+        looking_up = threading.Thread(
+            target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
+        )
+        if subjects:
+            looking_up.start()
+        files = [None if key is None else self._walk_ahead(key) for key in unheld]
+        order = sorted(range(len(paths)), key=lambda i: -len(files[i] or ()))
+        ahead = self._hash_ahead(
+            [(found.session_path, list(found)) for i in order if (found := files[i])],
+            kwargs.get("max_md5_size"),
+        )
 
-        def one(path: Path) -> SessionReport:
+        def one(i: int) -> SessionReport:
             try:
-                return self.register_session(path, **kwargs)
+                return self.register_session(paths[i], **kwargs)
             except Exception as exc:
-                logger.error("%s: registration failed: %s", path, exc)
-                return SessionReport(path, error=exc)
+                logger.error("%s: registration failed: %s", paths[i], exc)
+                return SessionReport(paths[i], error=exc)
 
-        return self._parallel(one, paths)
+        # As many sessions as send files at once get their records and hashes ready meanwhile.
+        self._pipeline.sending = threading.Semaphore(self.max_workers)
+        try:
+            done = self._parallel(one, order, 2 * self.max_workers)
+            reports = dict(zip(order, done, strict=True))
+        finally:
+            if subjects:
+                looking_up.join()
+            with self._lock:
+                self._walked.clear()
+            self._pipeline.sending = None
+            if ahead is not None:
+                self._pipeline.ahead = None
+                ahead.stop()
+        return [reports[i] for i in range(len(paths))]
 
-    def _parallel(self, work: Any, items: list[Any]) -> list[Any]:
+    def _look_up_ahead(self, subjects: list[str]) -> None:
+        """Read the data formats and the subjects' records while the folders are walked."""
+        try:
+            self.target.file_extensions()
+            for subject in subjects:
+                self._require("subjects", subject)
+        except Exception as exc:  # each session that needs it asks again, and reports
+            logger.debug("reference records not read ahead: %s", exc)
+
+    def _unheld(self, path: Path, kwargs: dict[str, Any]) -> SessionKey | None:
+        """The key of a session that ``register_session(path, **kwargs)`` will register as a
+        whole folder, and not from the ledger; None otherwise, or for a bad path (which
+        ``register_session`` reports)."""
+        if kwargs.get("file_list", True) is not True:
+            return None
+        ledger = self._registration_ledger()
+        try:
+            key = SessionKey.from_path(path)
+        except ValueError:
+            return None
+        recheck = kwargs.get("recheck") or ledger is None
+        return key if recheck or ledger.session(self.target.label, key.path) is None else None
+
+    def _walk_ahead(self, key: SessionKey) -> FoundFiles | None:
+        """The files ``register_session`` will find in a session folder, kept for it; None when
+        the folder cannot be walked (``register_session`` then reports why)."""
+        try:
+            found = walk_session(key.path, self._dataset_type_matcher())
+        except Exception:  # an unreadable folder, the target's dataset types out of reach
+            return None
+        with self._lock:
+            self._walked[key.path] = found
+        return found
+
+    def _hash_ahead(
+        self, sessions: list[tuple[Path, list[Path]]], max_md5_size: Any
+    ) -> HashAhead | None:
+        """Start hashing ``sessions`` ahead of this client's pipeline, with a digest cache."""
+        cache = self._digest_cache()
+        if cache is None or len(sessions) < 2 or self.max_workers == 1:
+            return None
+        try:
+            check_options("revision", max_md5_size)
+        except ValueError:
+            return None  # each session reports it
+        ahead = HashAhead(sessions, cache, self.hash_workers, max_md5_size)
+        self._pipeline.ahead = ahead
+        return ahead
+
+    def _parallel(self, work: Any, items: list[Any], workers: int | None = None) -> list[Any]:
         if len(items) <= 1 or self.max_workers == 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="register") as pool:
+        with ThreadPoolExecutor(workers or self.max_workers, thread_name_prefix="register") as pool:
             return list(pool.map(work, items))
 
     def create_sessions(

@@ -17,8 +17,10 @@ Files go through these steps, each of which may settle a file's outcome:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import cycle, repeat
@@ -46,7 +48,14 @@ from one_flows.targets import (
 )
 from one_flows.walk import SessionKey, link_problem
 
-__all__ = ["DEFAULT_BATCH_SIZE", "FileOptions", "FilePipeline", "ProtectedMode", "check_options"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "FileOptions",
+    "FilePipeline",
+    "HashAhead",
+    "ProtectedMode",
+    "check_options",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +170,10 @@ class FilePipeline:
         self._digests = digests
         self.hash_workers = hash_workers
         self.batch_size = batch_size
+        self.ahead: HashAhead | None = None
+        """Hashing ahead of this pipeline's requests, across sessions (see `HashAhead`)."""
+        self.sending: threading.Semaphore | None = None
+        """Bounds the batches being sent at once, when set."""
 
     def register(
         self,
@@ -195,7 +208,9 @@ class FilePipeline:
             if known is not None and session in known:
                 files = _drop_unchanged(files, known[session], options.repository, settled)
             for batch, chunk in self._batches(session, files, options):
-                for outcome, c in zip(self._send(batch, chunk, options), chunk, strict=True):
+                with self.sending or contextlib.nullcontext():
+                    sent = self._send(batch, chunk, options)
+                for outcome, c in zip(sent, chunk, strict=True):
                     settled[c.index] = outcome
         return [settled[i] for i in range(len(paths))]
 
@@ -271,6 +286,8 @@ class FilePipeline:
         self, candidates: list[_Candidate], max_md5_size: int | None
     ) -> dict[int, FileOutcome]:
         """Fill in sizes and md5s; returns the skipped outcomes of files that cannot be hashed."""
+        if (ahead := self.ahead) is not None:
+            ahead.wait({c.session for c in candidates})
         hashes = hash_files(
             [c.path for c in candidates],
             workers=self.hash_workers,
@@ -364,6 +381,66 @@ class FilePipeline:
             retry = batch.subset(keep, filenames=names, check_protected=options.protected == "fail")
             sent = iter(self._send(retry, [files[i] for i in keep], options))
         return [failed[i] if i in failed else next(sent) for i in range(len(files))]
+
+
+class HashAhead:
+    """Hashes sessions' files into the digest cache, in order, ahead of their registration.
+
+    A thread hashes one session after another (each with ``workers`` threads), so that while
+    the first sessions' files are being sent, the next sessions' are hashed; a pipeline hashing
+    a session's files first waits for that session's turn, and then finds every digest in the
+    cache.
+
+    Parameters
+    ----------
+    sessions : list of (Path, list of Path)
+        The session folders, in the order they will be registered, with the files to hash.
+    cache : DigestCache
+        Where the digests go.
+    workers : int or None
+        Threads hashing one session's files (None: one per CPU).
+    max_md5_size : int or None
+        Files of this many bytes or more are not hashed.
+    """
+
+    def __init__(
+        self,
+        sessions: list[tuple[Path, list[Path]]],
+        cache: DigestCache,
+        workers: int | None = None,
+        max_md5_size: int | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._done = {session: threading.Event() for session, _ in sessions}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(cache, workers, max_md5_size), name="hash-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, cache: DigestCache, workers: int | None, max_md5_size: int | None) -> None:
+        for session, paths in self._sessions:
+            if self._stopped.is_set():
+                break
+            try:
+                hash_files(paths, workers=workers, max_md5_size=max_md5_size, cache=cache)
+            except Exception as exc:  # the session's own hashing will meet it and report it
+                logger.debug("%s: not hashed ahead: %s", session, exc)
+            finally:
+                self._done[session].set()
+        for done in self._done.values():
+            done.set()
+
+    def wait(self, sessions: Iterable[Path]) -> None:
+        """Wait until the sessions' files were hashed ahead (at once for other sessions)."""
+        for session in sessions:
+            if (done := self._done.get(session)) is not None:
+                done.wait()
+
+    def stop(self) -> None:
+        """Hash no further session, and wait for the one being hashed."""
+        self._stopped.set()
+        self._thread.join()
 
 
 def _drop_unchanged(

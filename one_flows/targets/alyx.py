@@ -49,6 +49,7 @@ class AlyxTarget:
     def __init__(self, client: AlyxClient) -> None:
         self.client = client
         self._lock = threading.Lock()
+        self._formats_lock = threading.Lock()  # data formats are read while types are
         self._dataset_types: list[DatasetType] | None = None
         self._extensions: frozenset[str] | None = None
 
@@ -122,7 +123,7 @@ class AlyxTarget:
 
     def file_extensions(self) -> frozenset[str]:
         """The extensions of the server's data formats (one ``GET /data-formats``, then kept)."""
-        with self._lock:
+        with self._formats_lock:
             if self._extensions is None:
                 self._extensions = frozenset(
                     f["file_extension"]
