@@ -29,6 +29,12 @@ The methods have the names, arguments and meanings of ONE-api's
   unchanged since is reported without a request (``recheck=True`` asks the target anyway; see
   `one_flows.registration.ledger` for what the ledger cannot see).
 - Reference records (subjects, users) are looked up once per client, not once per session.
+- ``register_sessions`` keeps a slow server's workers busy: the sessions with the most files go
+  first, their files are hashed ahead while earlier sessions are sent, and the next sessions'
+  records are created meanwhile (see `RegistrationClient.register_sessions`).
+
+The file pipeline is in `one_flows.registration.pipeline`, the ledger's fast path in
+`one_flows.registration.ledger`; this module is the ONE-compatible facade over them.
 """
 
 from __future__ import annotations
@@ -135,8 +141,10 @@ def _alyx_of(one: Any) -> AlyxClient:
     """The Alyx client of a ONE instance: ours as it is; ONE-api's (``one.alyx``, its
     ``AlyxClient``) rebuilt from its URL, logged-in user and token, without importing ONE-api.
 
-    Raises:
-        TypeError: ``one`` is not connected to an Alyx (or not a ONE instance at all).
+    Raises
+    ------
+    TypeError
+        ``one`` is not connected to an Alyx (or not a ONE instance at all).
     """
     alyx = getattr(one, "alyx", None)
     if isinstance(alyx, AlyxClient):
@@ -159,23 +167,32 @@ def _alyx_of(one: Any) -> AlyxClient:
 class RegistrationClient:
     """Creates sessions and registers files into a registration target.
 
-    Args:
-        target: a `RegistrationTarget`; an `AlyxClient` (wrapped in an `AlyxTarget`); a ONE
-            instance connected to an Alyx, as ONE-api's ``RegistrationClient(one)`` takes it
-            (ONE-api's ``OneAlyx``, whose URL, user and token are used, or our
-            `one_flows.one.One`); None connects to the Alyx server configured in the
-            environment.
-        session_root: the folder ``create_new_session`` makes session folders in by default
-            (with a ONE instance, by default its ``cache_dir``, as ONE-api's).
-        digest_cache: a `DigestCache`, the path of one, True for `default_digest_cache_path()`
-            or False to hash every file every time.
-        max_workers: sessions registered at once by ``register_sessions`` and
-            ``create_sessions``.
-        hash_workers: threads hashing files (default: one per CPU).
-        batch_size: files per registration request.
-        ledger: a `RegistrationLedger`, the path of one, False for none, or True (the default)
-            for ``registrations.sqlite`` beside the digest cache's file (in memory with an
-            in-memory digest cache; none with ``digest_cache=False``).
+    Parameters
+    ----------
+    target : RegistrationTarget, AlyxClient, ONE instance or None
+        A `RegistrationTarget`; an `AlyxClient` (wrapped in an `AlyxTarget`); a ONE
+        instance connected to an Alyx, as ONE-api's ``RegistrationClient(one)`` takes it
+        (ONE-api's ``OneAlyx``, whose URL, user and token are used, or our
+        `one_flows.one.One`); None connects to the Alyx server configured in the
+        environment.
+    session_root : str or PathLike, optional
+        The folder ``create_new_session`` makes session folders in by default
+        (with a ONE instance, by default its ``cache_dir``, as ONE-api's).
+    digest_cache : DigestCache, str, PathLike or bool
+        A `DigestCache`, the path of one, True for `default_digest_cache_path()`
+        or False to hash every file every time.
+    max_workers : int
+        Sessions registered at once by ``create_sessions``; file batches sent at once by
+        ``register_sessions``, which gets as many sessions more ready meanwhile (their records
+        created, their files hashed).
+    hash_workers : int, optional
+        Threads hashing files (default: one per CPU).
+    batch_size : int
+        Files per registration request.
+    ledger : RegistrationLedger, str, PathLike or bool
+        A `RegistrationLedger`, the path of one, False for none, or True (the default)
+        for ``registrations.sqlite`` beside the digest cache's file (in memory with an
+        in-memory digest cache; none with ``digest_cache=False``).
     """
 
     def __init__(
@@ -275,9 +292,12 @@ class RegistrationClient:
     def assert_exists(self, member: str | Iterable[str], endpoint: str) -> Any:
         """Return the record(s) of ``member`` (a name or several) in ``endpoint``.
 
-        Raises:
-            SubjectNotFound: an unknown subject (``endpoint="subjects"``).
-            MemberNotFound: any other unknown member.
+        Raises
+        ------
+        SubjectNotFound
+            an unknown subject (``endpoint="subjects"``).
+        MemberNotFound
+            any other unknown member.
         """
         if not isinstance(member, str):
             return [self.assert_exists(m, endpoint) for m in member]
@@ -389,9 +409,12 @@ class RegistrationClient:
         in which the target created or found the session (as a flow's session step does), gives
         the record: it is not looked up again when no session field is given.
 
-        Raises:
-            ValueError, TypeError: a bad argument; nothing was sent.
-            SubjectNotFound, MemberNotFound: an unknown subject or user.
+        Raises
+        ------
+        ValueError, TypeError
+            a bad argument; nothing was sent.
+        SubjectNotFound, MemberNotFound
+            an unknown subject or user.
         """
         key = SessionKey.from_path(ses_path)
         file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}

@@ -149,9 +149,12 @@ def relative_files(session_path: Path) -> list[str]:
     such as ``create_me.flag.done``), are ignored. Symbolic links are listed, except those
     leading to a folder (never followed).
 
-    Raises:
-        NotADirectoryError: ``session_path`` is not a folder.
-        SessionFolderUnreadable: a folder in it cannot be listed.
+    Raises
+    ------
+    NotADirectoryError
+        ``session_path`` is not a folder.
+    SessionFolderUnreadable
+        a folder in it cannot be listed.
     """
     if not session_path.is_dir():
         raise NotADirectoryError(f"{session_path} is not a folder")
@@ -193,8 +196,10 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
     that are broken, loop or lead out of the session folder (never read), files whose path is
     longer than the system allows, and names that are not valid UTF-8.
 
-    Raises:
-        SessionFolderUnreadable: a folder in the session cannot be listed.
+    Raises
+    ------
+    SessionFolderUnreadable
+        a folder in the session cannot be listed.
     """
     found = FoundFiles(session_path)
     for rel_path in relative_files(session_path):

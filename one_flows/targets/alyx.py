@@ -70,9 +70,11 @@ class AlyxTarget:
         """Log in if need be and read the dataset types, kept for later use: one authenticated
         request (whatever was read before).
 
-        Raises:
-            TargetUnavailable: the server cannot be reached, refuses or lacks the credentials,
-                or fails; the message says which and what to do.
+        Raises
+        ------
+        TargetUnavailable
+            the server cannot be reached, refuses or lacks the credentials,
+            or fails; the message says which and what to do.
         """
         try:
             types = self._read_dataset_types()
@@ -228,10 +230,14 @@ class AlyxTarget:
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
         """``POST /register-file`` with ONE-api's body.
 
-        Raises:
-            ProtectedDatasets: the server refused because some files are protected (403).
-            RegistrationRefused: any other answer that sending again will not change.
-            AlyxError: transient faults and refused credentials, unchanged.
+        Raises
+        ------
+        ProtectedDatasets
+            the server refused because some files are protected (403).
+        RegistrationRefused
+            any other answer that sending again will not change.
+        AlyxError
+            transient faults and refused credentials, unchanged.
         """
         try:
             records = self.client.post("/register-file", batch.payload())

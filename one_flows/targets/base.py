@@ -178,10 +178,12 @@ class RegistrationTarget(Protocol):
         """Make sure the target can be used before anything is claimed or sent: for a database,
         one cheap authenticated request.
 
-        Raises:
-            TargetUnavailable: it cannot be used (unreachable, no or bad credentials, failing);
-                the message names the cause and what to do, the error that showed it is the
-                ``__cause__``.
+        Raises
+        ------
+        TargetUnavailable
+            it cannot be used (unreachable, no or bad credentials, failing);
+            the message names the cause and what to do, the error that showed it is the
+            ``__cause__``.
         """
         ...
 
