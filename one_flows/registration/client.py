@@ -63,6 +63,7 @@ from one_flows.registration.files import (
 )
 from one_flows.registration.ledger import (
     LedgerClassifier,
+    LedgerSession,
     RegistrationLedger,
     remember,
     report_from_ledger,
@@ -416,27 +417,14 @@ class RegistrationClient:
         SubjectNotFound, MemberNotFound
             an unknown subject or user.
         """
-        key = SessionKey.from_path(ses_path)
-        file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
-        check_options(file_options.get("protected", "revision"), file_options.get("max_md5_size"))
-        fields = session_changes(key, users, kwargs)
+        key, file_options, fields = _arguments(ses_path, users, kwargs)
         with_files = file_list is not False and file_list is not None
         ledger = self._registration_ledger()
         entry = None if ledger is None else ledger.session(self.target.label, key.path)
         if entry is not None and not recheck:
-            if file_list is True:
-                rel_paths = relative_files(key.path)
-            else:
-                listed = _listed(key, file_list) or []
-                rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
-            report = report_from_ledger(
-                key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
-            )
-            held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
-            if report is not None and self.target.holds(entry.eid, held):
-                report.with_files = with_files
-                logger.info("%s", report.summary())
-                return report
+            vouched = self._vouched(key, entry, fields, file_list, file_options)
+            if vouched is not None:
+                return vouched
         trusted = None if recheck else entry
         classifier = LedgerClassifier(self._dataset_type_matcher, trusted)
         files = self._session_files(key, file_list, classifier, reuse=trusted is None)
@@ -481,6 +469,31 @@ class RegistrationClient:
                 whole_folder=file_list is True,
                 repository=file_options.get("repository"),
             )
+        return report
+
+    def _vouched(
+        self,
+        key: SessionKey,
+        entry: LedgerSession,
+        fields: dict[str, Any],
+        file_list: bool | Iterable[str | os.PathLike[str]],
+        file_options: dict[str, Any],
+    ) -> SessionReport | None:
+        """The report of a session the ledger vouches for (see `report_from_ledger`) and the
+        target does not contradict, without a request; None when it does not."""
+        if file_list is True:
+            rel_paths = relative_files(key.path)
+        else:
+            listed = _listed(key, file_list) or []
+            rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
+        report = report_from_ledger(
+            key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
+        )
+        held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
+        if report is None or not self.target.holds(entry.eid, held):
+            return None
+        report.with_files = file_list is not False and file_list is not None
+        logger.info("%s", report.summary())
         return report
 
     def _session_files(
@@ -599,7 +612,10 @@ class RegistrationClient:
         requests wait for its own hashing only, never for the others'.
         """
         paths = [Path(p) for p in session_paths]
-        unheld = [self._unheld(p, kwargs) for p in paths]
+        # Sessions the ledger vouches for are answered here: no request, nothing to overlap.
+        passed = [self._ledger_pass(p, kwargs) for p in paths]
+        reports = {i: r for i, r in enumerate(passed) if isinstance(r, SessionReport)}
+        unheld = [key if isinstance(key, SessionKey) else None for key in passed]
         subjects = list(dict.fromkeys(key.subject for key in unheld if key is not None))
         looking_up = threading.Thread(
             target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
@@ -607,7 +623,9 @@ class RegistrationClient:
         if subjects:
             looking_up.start()
         files = [None if key is None else self._walk_ahead(key) for key in unheld]
-        order = sorted(range(len(paths)), key=lambda i: -len(files[i] or ()))
+        order = sorted(
+            (i for i in range(len(paths)) if i not in reports), key=lambda i: -len(files[i] or ())
+        )
         ahead = self._hash_ahead(
             [(found.session_path, list(found)) for i in order if (found := files[i])],
             kwargs.get("max_md5_size"),
@@ -624,7 +642,7 @@ class RegistrationClient:
         self._pipeline.sending = threading.Semaphore(self.max_workers)
         try:
             done = self._parallel(one, order, 2 * self.max_workers)
-            reports = dict(zip(order, done, strict=True))
+            reports.update(zip(order, done, strict=True))
         finally:
             if subjects:
                 looking_up.join()
@@ -645,19 +663,24 @@ class RegistrationClient:
         except Exception as exc:  # each session that needs it asks again, and reports
             logger.debug("reference records not read ahead: %s", exc)
 
-    def _unheld(self, path: Path, kwargs: dict[str, Any]) -> SessionKey | None:
-        """The key of a session that ``register_session(path, **kwargs)`` will register as a
-        whole folder, and not from the ledger; None otherwise, or for a bad path (which
-        ``register_session`` reports)."""
-        if kwargs.get("file_list", True) is not True:
-            return None
+    def _ledger_pass(self, path: Path, kwargs: dict[str, Any]) -> SessionReport | SessionKey | None:
+        """What the ledger says of ``register_session(path, **kwargs)`` before it runs: its
+        report, when the ledger vouches for the session; the session's key, when it will be
+        registered as a whole folder and the ledger does not hold it (its files can be found
+        and hashed ahead); None otherwise, or for bad arguments (which ``register_session``
+        reports)."""
         ledger = self._registration_ledger()
+        file_list = kwargs.get("file_list", True)
         try:
-            key = SessionKey.from_path(path)
-        except ValueError:
+            key, file_options, fields = _arguments(
+                path, kwargs.get("users"), _session_kwargs(kwargs)
+            )
+            entry = None if ledger is None else ledger.session(self.target.label, key.path)
+            if entry is None or kwargs.get("recheck"):
+                return key if file_list is True else None
+            return self._vouched(key, entry, fields, file_list, file_options)
+        except Exception:  # register_session meets it again and says what it is
             return None
-        recheck = kwargs.get("recheck") or ledger is None
-        return key if recheck or ledger.session(self.target.label, key.path) is None else None
 
     def _walk_ahead(self, key: SessionKey) -> FoundFiles | None:
         """The files ``register_session`` will find in a session folder, kept for it; None when
@@ -922,6 +945,30 @@ _FILE_OPTION_NAMES = (
     "max_md5_size",
 )
 """The keyword arguments of ``register_session`` that are ``register_files``' options."""
+
+
+def _arguments(
+    ses_path: str | os.PathLike[str], users: str | Iterable[str] | None, kwargs: dict[str, Any]
+) -> tuple[SessionKey, dict[str, Any], dict[str, Any]]:
+    """The session key, ``register_files``' options and the session fields of
+    ``register_session``'s arguments; the options are taken out of ``kwargs``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument.
+    """
+    key = SessionKey.from_path(ses_path)
+    file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
+    check_options(file_options.get("protected", "revision"), file_options.get("max_md5_size"))
+    return key, file_options, session_changes(key, users, kwargs)
+
+
+def _session_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``register_session``'s keyword arguments among those of ``register_sessions``, without
+    those it names."""
+    named = {"users", "file_list", "recheck", "record_from"}
+    return {name: value for name, value in kwargs.items() if name not in named}
 
 
 def _listed(
