@@ -52,7 +52,11 @@ from one_flows import flags
 from one_flows.alf import get_session_path, is_uuid_string
 from one_flows.alyx import AlyxClient
 from one_flows.hashing import DigestCache
-from one_flows.registration.errors import MemberNotFound, SubjectNotFound
+from one_flows.registration.errors import (
+    MemberNotFound,
+    SessionFolderUnreadable,
+    SubjectNotFound,
+)
 from one_flows.registration.files import (
     Classifier,
     DatasetTypeMatcher,
@@ -601,12 +605,15 @@ class RegistrationClient:
     def register_sessions(
         self, session_paths: Iterable[str | os.PathLike[str]], **kwargs: Any
     ) -> list[SessionReport]:
-        """Register several session folders in parallel (``max_workers`` at once).
+        """Register several session folders in parallel.
 
         Each gets a `SessionReport`, in input order; a session that raised has ``error`` set,
         and the others go on. Keyword arguments are those of ``register_session``.
 
-        The sessions with the most files go first, so that the last to finish are short. With
+        Sessions the ledger vouches for are answered first, without a request. The others go
+        most files first, so that the last to finish are short: at most ``max_workers`` send
+        files at once, while as many more get ready (their records looked up and created), so
+        that a server's workers go from one session's files to the next without waiting. With
         a digest cache, their files are hashed ahead, one session after another in that order
         (`HashAhead`), while the sessions before are being created and sent: a session's
         requests wait for its own hashing only, never for the others'.
@@ -622,7 +629,7 @@ class RegistrationClient:
         )
         if subjects:
             looking_up.start()
-        files = [None if key is None else self._walk_ahead(key) for key in unheld]
+        files = self._walk_ahead(unheld)
         order = sorted(
             (i for i in range(len(paths)) if i not in reports), key=lambda i: -len(files[i] or ())
         )
@@ -682,15 +689,26 @@ class RegistrationClient:
         except Exception:  # register_session meets it again and says what it is
             return None
 
-    def _walk_ahead(self, key: SessionKey) -> FoundFiles | None:
-        """The files ``register_session`` will find in a session folder, kept for it; None when
-        the folder cannot be walked (``register_session`` then reports why)."""
+    def _walk_ahead(self, keys: list[SessionKey | None]) -> list[FoundFiles | None]:
+        """The files ``register_session`` will find in these session folders, kept for it;
+        None for no key, or a folder that cannot be walked. Nothing is walked when the target's
+        dataset types cannot be read: each session then meets the cause and reports it."""
+        if not any(keys):
+            return [None] * len(keys)
         try:
-            found = walk_session(key.path, self._dataset_type_matcher())
-        except Exception:  # an unreadable folder, the target's dataset types out of reach
-            return None
+            matcher = self._dataset_type_matcher()
+        except Exception:
+            return [None] * len(keys)
+        found: list[FoundFiles | None] = []
+        for key in keys:
+            try:
+                found.append(None if key is None else walk_session(key.path, matcher))
+            except (OSError, SessionFolderUnreadable):
+                found.append(None)
         with self._lock:
-            self._walked[key.path] = found
+            self._walked.update(
+                (key.path, files) for key, files in zip(keys, found, strict=True) if key and files
+            )
         return found
 
     def _hash_ahead(
