@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from one_flows.registration import AMBIGUOUS_TYPE, NO_DATASET_TYPE, NOT_ALF, UNKNOWN_EXTENSION
-from one_flows.registration.files import DatasetTypeMatcher, scan_files
+from one_flows.registration.files import DatasetTypeMatcher, glob_matches, scan_files
 from one_flows.targets import DatasetType
 
 from .conftest import BAD_FILES, GOOD_FILES
@@ -116,6 +116,13 @@ def test_scan_files_finds_what_pathlib_glob_finds(tmp_path_factory, tree, patter
         if p.is_file() and not any(part[0] == "." for part in p.relative_to(root).parts)
     )
     assert scan_files(root, pattern) == expected
+    # create_sessions matches the flags it finds (hidden entries left out) with glob_matches
+    visible = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not any(part[0] == "." for part in p.relative_to(root).parts)
+    ]
+    assert sorted(root / rel for rel in visible if glob_matches(rel, pattern)) == expected
 
 
 def test_scan_files_refuses_bad_input(tmp_path):
