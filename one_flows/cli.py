@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from one_flows.prefect_api import EmbeddedAPI
+    from one_flows._prefect_api import EmbeddedAPI
 
 app = typer.Typer(
     name="one-flows",
@@ -213,7 +213,7 @@ def register(
         raise typer.BadParameter("give --alyx or --cache-dir, not both")
     if _nothing_ready(root, flag, quiet_seconds):
         return
-    from one_flows.prefect_api import EmbeddedAPI
+    from one_flows._prefect_api import EmbeddedAPI
 
     # Started first, before Prefect is imported, so that it boots while this process imports
     # and scans the folder; settled once Prefect's settings are read.

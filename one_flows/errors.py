@@ -50,8 +50,8 @@ that code written against ONE-api goes on catching what it caught)::
     │   ├── NotACacheTable [ValueError]
     │   ├── SessionFolderError [ValueError]
     │   └── TablesLockError [OSError]
-    ├── ParquetAppendError [ValueError] one_flows.parquet_append: not appendable parquet
-    ├── PrefectAPIError [RuntimeError]  one_flows.prefect_api: the Prefect API did not start
+    ├── ParquetAppendError [ValueError] one_flows._parquet_append: not appendable parquet
+    ├── PrefectAPIError [RuntimeError]  one_flows._prefect_api: the Prefect API did not start
     └── Outage                          the infrastructure failed, not the session
 
 Whose fault a failure is decides what happens to the session it stopped: an outage (`Outage`,

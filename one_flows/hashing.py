@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from one_flows.sqlite_files import SharedSQLiteFile
+from one_flows._sqlite_files import SharedSQLiteFile
 
 __all__ = [
     "ABOVE_MAX_MD5_SIZE",

@@ -224,8 +224,10 @@ def list_folder(
     """List one folder by the policy of this module (see `Listing`); ``start`` is where the
     path below the walk's start begins in ``path`` (by default, the folder is the start).
 
-    Raises:
-        OSError: the folder cannot be listed (or, with ``mtime``, stat'ed).
+    Raises
+    ------
+    OSError
+        The folder cannot be listed (or, with ``mtime``, stat'ed).
     """
     if start is None:
         start = _start(path)

@@ -97,7 +97,9 @@ def test_a_manual_run_holds_the_session_and_never_counts_an_attempt(tmp_path):
     flags.claim(flag, other)
     with pytest.raises(SessionFailed, match=f"claimed by flow run {other}"):
         hold(flag.session_path, str(uuid.uuid4()))
-    flags.release(flags.claim_of(next(flags.find_flags(tmp_path, states=[FlagState.CLAIMED]))))
+    flags.release(
+        flags.claims.claim_of(next(flags.find_flags(tmp_path, states=[FlagState.CLAIMED])))
+    )
 
     claims = hold(flag.session_path, str(uuid.uuid4()))
     failed = SessionResult(session_path=str(flag.session_path), status="failed", reason="no")

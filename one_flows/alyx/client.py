@@ -50,17 +50,26 @@ class AlyxClient:
     names the server as it sees itself behind a proxy) is sent to the same path and query on
     the configured base URL.
 
-    Args:
-        base_url: the server, e.g. `https://alyx.example.org`.
-        username, password: log in through `POST /auth-token`.
-        token: an API token, used as is; with a password as well, it is replaced if refused.
-        timeout: seconds to connect and to read, or one number for both.
-        verify: check TLS certificates (or a CA bundle path); turning it off logs a warning.
-        retries: client-side retries of transient faults: a count, or a `RetryPolicy`. Off by
-            default, since Prefect tasks retry on their own. A request that may have reached
-            the server is resent only when idempotent (see `one_flows.alyx.retry`).
-        max_requests_per_minute: a client-side rate limit shared by all threads; None for none.
-        pool_size: connections kept open, which bounds useful parallelism from threads.
+    Parameters
+    ----------
+    base_url : str or None
+        The server, e.g. `https://alyx.example.org`.
+    username, password
+        Log in through `POST /auth-token`.
+    token : str or Secret or None
+        An API token, used as is; with a password as well, it is replaced if refused.
+    timeout : Timeout
+        Seconds to connect and to read, or one number for both.
+    verify : bool or str
+        Check TLS certificates (or a CA bundle path); turning it off logs a warning.
+    retries : int or RetryPolicy
+        Client-side retries of transient faults: a count, or a `RetryPolicy`. Off by
+        default, since Prefect tasks retry on their own. A request that may have reached
+        the server is resent only when idempotent (see `one_flows.alyx.retry`).
+    max_requests_per_minute : int or None
+        A client-side rate limit shared by all threads; None for none.
+    pool_size : int
+        Connections kept open, which bounds useful parallelism from threads.
     """
 
     def __init__(
@@ -141,8 +150,10 @@ class AlyxClient:
         body, `data` form-encoded. `idempotent` overrides whether a failed request may be sent
         again when it may have reached the server (only with client-side retries on).
 
-        Raises:
-            AlyxError: the subclass says what went wrong; see `one_flows.alyx.errors`.
+        Raises
+        ------
+        AlyxError
+            The subclass says what went wrong; see `one_flows.alyx.errors`.
         """
         method = method.upper()
         if json is not None and data is not None:
@@ -248,8 +259,10 @@ class AlyxClient:
     def authenticate(self) -> None:
         """Fetch a new token with the password now, replacing any token held.
 
-        Raises:
-            AlyxAuthError: no password to log in with, or the server refused the credentials.
+        Raises
+        ------
+        AlyxAuthError
+            No password to log in with, or the server refused the credentials.
         """
         with self._token_lock:
             self._login()

@@ -53,13 +53,20 @@ _MESSAGE_KEYS = ("detail", "error", "details")
 class AlyxError(OneFlowsError):
     """A failure talking to Alyx.
 
-    Attributes:
-        status: the HTTP status, or None when no response arrived.
-        method: the HTTP method of the failed request.
-        url: the request URL, with any user name or password removed.
-        response_body: the parsed JSON body, or the first 500 characters of a text body.
-        errors: field name -> messages, when the server rejected individual fields.
-        message: the server's message (or a summary of its HTML page), without the prefix.
+    Attributes
+    ----------
+    status : int or None
+        The HTTP status, or None when no response arrived.
+    method : str or None
+        The HTTP method of the failed request.
+    url : str or None
+        The request URL, with any user name or password removed.
+    response_body : Any
+        The parsed JSON body, or the first 500 characters of a text body.
+    errors : dict[str, list[str]] or None
+        Field name -> messages, when the server rejected individual fields.
+    message : str
+        The server's message (or a summary of its HTML page), without the prefix.
     """
 
     def __init__(
@@ -106,11 +113,14 @@ class AlyxServerError(AlyxUnavailable):
 class AlyxTransientError(AlyxUnavailable):
     """A fault that may go away: throttling, a proxy error, a dropped connection, a timeout.
 
-    Attributes:
-        retry_after: seconds the server asked the client to wait (429), else None.
-        may_have_run: False when the server surely did not act on the request (the connection
-            was never made, or the request was throttled), so even a non-idempotent request can
-            be sent again safely.
+    Attributes
+    ----------
+    retry_after : float or None
+        Seconds the server asked the client to wait (429), else None.
+    may_have_run : bool
+        False when the server surely did not act on the request (the connection
+        was never made, or the request was throttled), so even a non-idempotent request can
+        be sent again safely.
     """
 
     def __init__(

@@ -107,8 +107,10 @@ def resolve_settings(
 ) -> AlyxSettings:
     """Resolve the URL and credentials from arguments, then environment, then ONE-api's files.
 
-    Raises:
-        ValueError: no URL anywhere, or one that is not an http(s) URL.
+    Raises
+    ------
+    ValueError
+        No URL anywhere, or one that is not an http(s) URL.
     """
     environ = os.environ if environ is None else environ
     params_dir = one_params_dir(home, environ)

@@ -45,7 +45,7 @@ Differences from ONE-api's ``one.alf.cache.make_parquet_db``, each one deliberat
 - ``update_tables`` rescans only the sessions given, or those whose folders changed (state
   files in ``.one_flows`` record each file's and folder's mtime), and rehashes only files whose
   size or mtime changed. When all it finds is new sessions, it appends their rows to the files
-  (`one_flows.parquet_append`) instead of re-encoding every row.
+  (`one_flows._parquet_append`) instead of re-encoding every row.
 - Writes are atomic per file: a reader sees the old table or the new one, never a partial one.
   A rewritten file keeps the permissions of the one it replaces.
 - Columns are zstd-compressed (ONE writes snappy): half the size for hex ids and md5s, read as
@@ -75,46 +75,19 @@ from one_flows.cache.errors import (
     TablesFolderMissing,
     TablesLockError,
 )
-from one_flows.cache.files import (
-    DIRS_FILE,
-    LOCK_FILE,
-    STATE_DIR,
-    STATE_FILE,
-    table_metadata,
-    write_parquet_atomic,
-)
-from one_flows.cache.ids import ID_NAMESPACE, dataset_id, session_id
-from one_flows.cache.lock import TablesLock, lock_tables, tables_generation
-from one_flows.cache.tables import (
-    DATASETS_COLUMNS,
-    QC,
-    QC_LEVELS,
-    QC_TYPE,
-    SESSIONS_COLUMNS,
-    CacheTables,
-    load_tables,
-    save_tables,
-)
+from one_flows.cache.ids import dataset_id, session_id
+from one_flows.cache.lock import lock_tables
+from one_flows.cache.tables import QC, QC_LEVELS, CacheTables, load_tables, save_tables
 from one_flows.cache.update import update_tables
-from one_flows.cache.upgrade import upgrade_ids, upgrade_tables
 
 __all__ = [
-    "DATASETS_COLUMNS",
-    "DIRS_FILE",
-    "ID_NAMESPACE",
-    "LOCK_FILE",
     "QC",
     "QC_LEVELS",
-    "QC_TYPE",
-    "SESSIONS_COLUMNS",
-    "STATE_DIR",
-    "STATE_FILE",
     "CacheError",
     "CacheTables",
     "NotACacheTable",
     "SessionFolderError",
     "TablesFolderMissing",
-    "TablesLock",
     "TablesLockError",
     "UpdateSummary",
     "dataset_id",
@@ -123,10 +96,5 @@ __all__ = [
     "make_parquet_db",
     "save_tables",
     "session_id",
-    "table_metadata",
-    "tables_generation",
     "update_tables",
-    "upgrade_ids",
-    "upgrade_tables",
-    "write_parquet_atomic",
 ]

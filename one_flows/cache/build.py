@@ -281,8 +281,10 @@ def make_parquet_db(
 
     The tables folder is locked (`lock_tables`) from the scan to the last write.
 
-    Raises:
-        TablesFolderMissing: ``root_dir`` or ``out_dir`` does not exist.
+    Raises
+    ------
+    TablesFolderMissing
+        ``root_dir`` or ``out_dir`` does not exist.
     """
     root, out = folders(root_dir, out_dir)
     options = BuildOptions(hash_ids, hash_files, lab, workers, digest_cache)

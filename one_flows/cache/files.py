@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from one_flows import parquet_append
+from one_flows import _parquet_append as parquet_append
 
 __all__ = [
     "DIRS_FILE",
@@ -82,8 +82,10 @@ def append_atomic(table: pa.Table, path: Path, metadata: dict) -> Path:
 
     The file's rows are copied as they are, not decoded; its metadata becomes ``metadata``.
 
-    Raises:
-        ParquetAppendError: the file is not in ``table``'s schema.
+    Raises
+    ------
+    ParquetAppendError
+        The file is not in ``table``'s schema.
     """
     new = io.BytesIO()
     _write_parquet(_with_metadata(table, metadata), new)

@@ -135,8 +135,10 @@ def lock_tables(cache_dir: str | os.PathLike) -> Iterator[TablesLock]:
     that was killed are removed, and state files of earlier versions are moved into
     ``.one_flows/``. Readers need no lock: each table is replaced atomically.
 
-    Raises:
-        TablesLockError: the file system does not support ``flock``.
+    Raises
+    ------
+    TablesLockError
+        The file system does not support ``flock``.
     """
     folder = Path(os.path.realpath(cache_dir))
     if not folder.is_dir():

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from one_flows import parquet_append
+from one_flows import _parquet_append as parquet_append
 from one_flows.cache.build import BuildOptions, UpdateSummary, folders, index_sessions
 from one_flows.cache.files import DATASETS_FILE, DIRS_FILE, SESSIONS_FILE, STATE_FILE, footer_md5
 from one_flows.cache.lock import changing
@@ -75,9 +75,12 @@ def update_tables(
     write, scan and hashing included: registrations into the same tables wait for it. Ids of
     tables written by earlier versions (uuid5s) are converted to uuid3s.
 
-    Raises:
-        TablesFolderMissing: ``root_dir`` or ``cache_dir`` does not exist.
-        SessionFolderError: a folder of ``sessions`` is not a session folder under ``root_dir``.
+    Raises
+    ------
+    TablesFolderMissing
+        ``root_dir`` or ``cache_dir`` does not exist.
+    SessionFolderError
+        A folder of ``sessions`` is not a session folder under ``root_dir``.
     """
     if rescan not in ("changed", "all"):
         raise ValueError(f"rescan={rescan!r}: use 'changed' or 'all'")

@@ -29,23 +29,8 @@ newly flagged session by the same rule.  Unusable flags raise (or, during scans,
 as) :class:`FlagError`.
 """
 
-from one_flows.flags.claims import (
-    Claim,
-    claim,
-    claim_of,
-    complete,
-    fail,
-    reap_stale_claims,
-    release,
-)
-from one_flows.flags.contents import (
-    RECORD_PREFIX,
-    FlagContents,
-    format_flag,
-    parse_flag_text,
-    read_flag,
-    write_flag,
-)
+from one_flows.flags.claims import Claim, claim, complete, fail, reap_stale_claims, release
+from one_flows.flags.contents import FlagContents, read_flag, write_flag
 from one_flows.flags.errors import (
     ClaimLost,
     FlagConflict,
@@ -54,24 +39,15 @@ from one_flows.flags.errors import (
     FlagLocationError,
     FlagUnreadable,
 )
-from one_flows.flags.names import (
-    CLAIMABLE,
-    DEFAULT_NAMES,
-    FLAG_SUFFIX,
-    Flag,
-    FlagState,
-    is_flag_file,
-)
-from one_flows.flags.readiness import QUIET_SECONDS, SessionActivity, is_quiet, session_activity
+from one_flows.flags.names import CLAIMABLE, DEFAULT_NAMES, Flag, FlagState, is_flag_file
+from one_flows.flags.readiness import QUIET_SECONDS, is_quiet
 from one_flows.flags.scan import find_flags
 from one_flows.flags.watcher import FlagWatcher
 
 __all__ = [
     "CLAIMABLE",
     "DEFAULT_NAMES",
-    "FLAG_SUFFIX",
     "QUIET_SECONDS",
-    "RECORD_PREFIX",
     "Claim",
     "ClaimLost",
     "Flag",
@@ -83,19 +59,14 @@ __all__ = [
     "FlagState",
     "FlagUnreadable",
     "FlagWatcher",
-    "SessionActivity",
     "claim",
-    "claim_of",
     "complete",
     "fail",
     "find_flags",
-    "format_flag",
     "is_flag_file",
     "is_quiet",
-    "parse_flag_text",
     "read_flag",
     "reap_stale_claims",
     "release",
-    "session_activity",
     "write_flag",
 ]

@@ -7,16 +7,8 @@ Alyx database (`one_flows.one.alyx`), whose files the downloader fetches
 (`one_flows.one.download`).
 """
 
-from .alyx import AlyxSource
 from .api import ONE, One
-from .download import (
-    DownloadAuthError,
-    Downloader,
-    DownloadError,
-    DownloadMismatch,
-    DownloadProgress,
-    FileTransfer,
-)
+from .download import DownloadAuthError, DownloadError, DownloadMismatch, DownloadProgress
 from .errors import (
     ALFMultipleCollectionsFound,
     ALFMultipleObjectsFound,
@@ -27,8 +19,6 @@ from .errors import (
     NotInSource,
 )
 from .objects import AlfBunch, SessionDataInfo
-from .source import CacheFirst, Source
-from .tables import TableSource
 
 __all__ = [
     "ONE",
@@ -37,19 +27,13 @@ __all__ = [
     "ALFMultipleRevisionsFound",
     "ALFObjectNotFound",
     "AlfBunch",
-    "AlyxSource",
-    "CacheFirst",
     "DatasetHashMismatch",
     "DownloadAuthError",
     "DownloadError",
     "DownloadMismatch",
     "DownloadProgress",
-    "Downloader",
-    "FileTransfer",
     "NoCacheTables",
     "NotInSource",
     "One",
     "SessionDataInfo",
-    "Source",
-    "TableSource",
 ]

@@ -38,7 +38,8 @@ import pandas as pd
 
 from one_flows.alf import get_session_path, session_path_parts
 from one_flows.alyx import AlyxClient, AlyxNotFound
-from one_flows.cache import CacheTables, load_tables, lock_tables, save_tables, table_metadata
+from one_flows.cache import CacheTables, load_tables, lock_tables, save_tables
+from one_flows.cache.files import table_metadata
 from one_flows.hashing import md5
 
 from .download import Downloader, FileTransfer
@@ -101,12 +102,18 @@ _SESSION_COLUMNS = ("lab", "subject", "date", "number", "task_protocol", "projec
 class AlyxSource(Source):
     """Sessions and datasets of an Alyx database; files downloaded into ``cache_dir``.
 
-    Args:
-        alyx: the client of the database.
-        cache_dir: the local cache: downloaded files and the cache tables describing them.
-        downloader: fetches the files (a default one without auth when None).
-        rest_cache_seconds: how long a session's details are reused (0: ask every time).
-        on_saved: called after the cache tables of ``cache_dir`` were written.
+    Parameters
+    ----------
+    alyx : AlyxClient
+        The client of the database.
+    cache_dir : str or os.PathLike
+        The local cache: downloaded files and the cache tables describing them.
+    downloader : Downloader or None
+        Fetches the files (a default one without auth when None).
+    rest_cache_seconds : float
+        How long a session's details are reused (0: ask every time).
+    on_saved : Callable[[], None] or None
+        Called after the cache tables of ``cache_dir`` were written.
     """
 
     mode = "remote"

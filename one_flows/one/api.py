@@ -65,8 +65,8 @@ import numpy as np
 import pandas as pd
 
 from one_flows.alf import get_session_path
-from one_flows.alyx import AlyxClient, one_params
-from one_flows.alyx.settings import one_params_key
+from one_flows.alyx import AlyxClient
+from one_flows.alyx.settings import one_params, one_params_key
 from one_flows.cache import QC, CacheTables
 from one_flows.loaders import load_file_content
 
@@ -118,33 +118,49 @@ class One:
     The arguments are ONE-api's (``One(cache_dir, mode, wildcards, tables_dir)``, and
     ``ONE(base_url=..., username=..., ...)``), plus ours.
 
-    Args:
-        cache_dir: the local cache: cache tables, and the files (downloaded ones too). With an
-            Alyx, by default the ``CACHE_DIR`` of ONE-api's settings for it, else
-            ``~/Downloads/ONE/<host>`` as ONE-api does.
-        mode: 'local', 'remote' or 'auto' (default: 'remote' with an Alyx, else 'local').
-        wildcards: globs (True) or regular expressions (False) in patterns.
-        tables_dir: where the cache tables are, when not in ``cache_dir`` (local mode only).
-        tables: cache tables to query instead of those in ``cache_dir``.
-        alyx: an `AlyxClient`, or an object whose ``get_client()`` gives one (an
-            ``AlyxCredentials`` block).
-        base_url, username, password, token: the Alyx to connect to, as ONE-api takes them;
-            what is not given comes from the environment or ONE-api's settings
-            (`one_flows.alyx.settings`).
-        data_login, data_password: HTTP basic auth for the data server; by default
-            ``HTTP_DATA_SERVER_LOGIN`` and ``HTTP_DATA_SERVER_PWD`` from the environment, then from
-            ONE-api's settings for that Alyx.
-        progress: called with a `DownloadProgress` while files download.
-        download_workers: files downloaded at once.
-        cache_rest: ONE-api's switch of its REST cache: None asks Alyx again on every call;
-            otherwise a session's details are reused for 5 minutes, as ONE-api does.
-        silent: accepted for ONE-api's sake; nothing is printed either way.
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike or None
+        The local cache: cache tables, and the files (downloaded ones too). With an
+        Alyx, by default the ``CACHE_DIR`` of ONE-api's settings for it, else
+        ``~/Downloads/ONE/<host>`` as ONE-api does.
+    mode : str or None
+        'local', 'remote' or 'auto' (default: 'remote' with an Alyx, else 'local').
+    wildcards : bool
+        Globs (True) or regular expressions (False) in patterns.
+    tables_dir : str or os.PathLike or None
+        Where the cache tables are, when not in ``cache_dir`` (local mode only).
+    tables : CacheTables or None
+        Cache tables to query instead of those in ``cache_dir``.
+    alyx : Any
+        An `AlyxClient`, or an object whose ``get_client()`` gives one (an
+        ``AlyxCredentials`` block).
+    base_url, username, password, token : str or None
+        The Alyx to connect to, as ONE-api takes them;
+        what is not given comes from the environment or ONE-api's settings
+        (`one_flows.alyx.settings`).
+    data_login, data_password : str or None
+        HTTP basic auth for the data server; by default
+        ``HTTP_DATA_SERVER_LOGIN`` and ``HTTP_DATA_SERVER_PWD`` from the environment, then from
+        ONE-api's settings for that Alyx.
+    progress : ProgressCallback or None
+        Called with a `DownloadProgress` while files download.
+    download_workers : int
+        Files downloaded at once.
+    cache_rest : str or None
+        ONE-api's switch of its REST cache: None asks Alyx again on every call;
+        otherwise a session's details are reused for 5 minutes, as ONE-api does.
+    silent : bool
+        Accepted for ONE-api's sake; nothing is printed either way.
 
-    Raises:
-        NoCacheTables: local mode on a folder without cache tables (ONE-api warns, and then
-            answers every query empty).
-        ValueError: a mode or a combination of arguments that cannot be served (``tables_dir``
-            with an Alyx: the downloads' tables are kept in ``cache_dir``).
+    Raises
+    ------
+    NoCacheTables
+        Local mode on a folder without cache tables (ONE-api warns, and then
+        answers every query empty).
+    ValueError
+        A mode or a combination of arguments that cannot be served (``tables_dir``
+        with an Alyx: the downloads' tables are kept in ``cache_dir``).
     """
 
     def __init__(

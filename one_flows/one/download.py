@@ -57,11 +57,16 @@ _CHUNK = 1 << 16
 class DownloadError(OneFlowsError):
     """A file could not be fetched from the data server.
 
-    Attributes:
-        url: the file's URL (any user name or password removed).
-        path: where it was to be written.
-        status: the HTTP status, None when no answer came.
-        transient: whether trying again later may succeed (an outage, not a fault of the file).
+    Attributes
+    ----------
+    url : str
+        The file's URL (any user name or password removed).
+    path : Path
+        Where it was to be written.
+    status : int or None
+        The HTTP status, None when no answer came.
+    transient : bool
+        Whether trying again later may succeed (an outage, not a fault of the file).
     """
 
     def __init__(
@@ -138,13 +143,20 @@ class _Tally:
 class Downloader:
     """Fetches files over HTTP in parallel, resumably, checked against size and md5.
 
-    Args:
-        auth: HTTP basic auth (login, password) for the data server; None for none.
-        workers: files fetched at once.
-        timeout: seconds to connect and to wait for each read.
-        attempts: tries per file when transfers break off or the server fails transiently.
-        progress: called with a `DownloadProgress` as bytes arrive (from worker threads).
-        verify: check TLS certificates (or a CA bundle path).
+    Parameters
+    ----------
+    auth : tuple[str, str | Secret] or None
+        HTTP basic auth (login, password) for the data server; None for none.
+    workers : int
+        Files fetched at once.
+    timeout : float or tuple[float, float]
+        Seconds to connect and to wait for each read.
+    attempts : int
+        Tries per file when transfers break off or the server fails transiently.
+    progress : ProgressCallback or None
+        Called with a `DownloadProgress` as bytes arrive (from worker threads).
+    verify : bool or str
+        Check TLS certificates (or a CA bundle path).
     """
 
     def __init__(
@@ -185,10 +197,14 @@ class Downloader:
 
         All transfers are attempted; the first failure (in the given order) is then raised.
 
-        Raises:
-            DownloadMismatch: a file's size or md5 differs from the expected ones.
-            DownloadAuthError: the server wants other credentials.
-            DownloadError: the server could not give a file.
+        Raises
+        ------
+        DownloadMismatch
+            A file's size or md5 differs from the expected ones.
+        DownloadAuthError
+            The server wants other credentials.
+        DownloadError
+            The server could not give a file.
         """
         tally = _Tally(transfers, progress or self.progress)
         if len(transfers) <= 1:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from one_flows.alyx import AlyxTransientError
-from one_flows.cache import QC_TYPE
+from one_flows.cache.tables import QC_TYPE
 
 from .objects import name_parts
 

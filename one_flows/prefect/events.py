@@ -50,8 +50,10 @@ def session_registered_payload(
 ) -> dict[str, Any]:
     """The payload of ``one.session.registered`` for a session folder.
 
-    Raises:
-        ALFInvalidPath: ``session_path`` is not a session folder (a ValueError).
+    Raises
+    ------
+    ALFInvalidPath
+        ``session_path`` is not a session folder (a ValueError).
     """
     lab, subject, date, number = session_path_parts(Path(session_path))
     return {

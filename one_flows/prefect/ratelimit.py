@@ -66,8 +66,10 @@ class SharedRateLimit:
     def acquire(self) -> float:
         """Wait until a request may start, and return the seconds waited.
 
-        Raises:
-            TimeoutError: the slots were not granted within ``timeout_seconds``.
+        Raises
+        ------
+        TimeoutError
+            The slots were not granted within ``timeout_seconds``.
         """
         waited = self.local.acquire() if self.local is not None else 0.0
         with self._lock:

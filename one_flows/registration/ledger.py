@@ -44,6 +44,7 @@ from pathlib import Path
 from stat import S_ISLNK
 from typing import Any
 
+from one_flows._sqlite_files import SharedSQLiteFile
 from one_flows.hashing import RACY_WINDOW_NS, StatIdentity, stat_identity
 from one_flows.registration.files import DatasetTypeMatcher, name_problem
 from one_flows.registration.outcomes import (
@@ -56,7 +57,6 @@ from one_flows.registration.outcomes import (
     SessionReport,
     unchanged_record,
 )
-from one_flows.sqlite_files import SharedSQLiteFile
 from one_flows.walk import SessionKey
 
 __all__ = [

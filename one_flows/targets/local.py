@@ -22,11 +22,10 @@ from one_flows.cache import (
     lock_tables,
     save_tables,
     session_id,
-    table_metadata,
-    tables_generation,
-    upgrade_ids,
-    upgrade_tables,
 )
+from one_flows.cache.files import table_metadata
+from one_flows.cache.lock import tables_generation
+from one_flows.cache.upgrade import upgrade_ids, upgrade_tables
 from one_flows.targets.base import (
     DatasetType,
     FileBatch,

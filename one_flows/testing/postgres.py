@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from one_flows.prefect_api import end_process, file_tail, free_port
+from one_flows._prefect_api import end_process, file_tail, free_port
 
 __all__ = [
     "TEST_SETTINGS",
@@ -56,8 +56,10 @@ def find_bindir() -> Path:
     Asks ``pg_config --bindir`` first, then takes the newest ``/usr/lib/postgresql/*/bin``
     (Debian installs the server there, off the ``PATH``).
 
-    Raises:
-        PostgresNotInstalled: neither has the server binaries.
+    Raises
+    ------
+    PostgresNotInstalled
+        Neither has the server binaries.
     """
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")

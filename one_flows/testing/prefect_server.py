@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from one_flows.prefect_api import PrefectAPIProcess
+from one_flows._prefect_api import PrefectAPIProcess
 
 
 class PrefectServer(PrefectAPIProcess):

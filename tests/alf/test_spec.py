@@ -91,7 +91,7 @@ WORDS = [
 
 @pytest.mark.parametrize("word", WORDS)
 def test_case_helpers_agree_with_one(word: str) -> None:
-    assert alf.dromedary(word) == one_spec._dromedary(word)
+    assert alf.spec.dromedary(word) == one_spec._dromedary(word)
     if word and not word[0].isupper():  # ONE-api prefixes a space otherwise (difference 8)
         for capitalize in (False, True):
             assert alf.readableALF(word, capitalize) == one_spec.readableALF(word, capitalize)

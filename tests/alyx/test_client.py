@@ -15,16 +15,16 @@ from one_flows.alyx import (
     AlyxServerError,
     AlyxTransientError,
     AlyxUnavailable,
-    RateLimiter,
     RetryPolicy,
 )
+from one_flows.alyx.ratelimit import RateLimiter
 
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
 FAST_RETRIES = RetryPolicy(max_attempts=4, base=0.01, jitter=0.0)
 
 
 @pytest.fixture
-def client(alyx_server):
+def alyx_client(alyx_server):
     with AlyxClient(
         alyx_server.url, username=alyx_server.username, password=alyx_server.password
     ) as client:
@@ -47,11 +47,11 @@ def new_session(client, day="2026-01-03", number=1):
 # -- authentication ---------------------------------------------------------------------------
 
 
-def test_password_login_fetches_one_token_lazily(alyx_server, client):
+def test_password_login_fetches_one_token_lazily(alyx_server, alyx_client):
     assert alyx_server.request_count("POST", "/auth-token") == 0
-    subjects = client.get("/subjects", {"nickname": "algernon"})
+    subjects = alyx_client.get("/subjects", {"nickname": "algernon"})
     assert [s["nickname"] for s in subjects["results"]] == ["algernon"]
-    client.get("/labs")
+    alyx_client.get("/labs")
     assert alyx_server.request_count("POST", "/auth-token") == 1
 
 
@@ -91,16 +91,16 @@ def test_no_credentials_is_an_auth_error(alyx_server):
     assert caught.value.message == "Authentication credentials were not provided."
 
 
-def test_an_expired_token_is_replaced_once_then_the_request_succeeds(alyx_server, client):
-    client.get("/labs")
+def test_an_expired_token_is_replaced_once_then_the_request_succeeds(alyx_server, alyx_client):
+    alyx_client.get("/labs")
     alyx_server.expire_tokens()
-    assert len(client.get("/labs")["results"]) == 2
+    assert len(alyx_client.get("/labs")["results"]) == 2
     assert alyx_server.request_count("POST", "/auth-token") == 2
     assert alyx_server.request_count("GET", "/labs") == 3
 
 
-def test_threads_that_find_the_token_expired_log_in_again_only_once(alyx_server, client):
-    client.get("/labs")
+def test_threads_that_find_the_token_expired_log_in_again_only_once(alyx_server, alyx_client):
+    alyx_client.get("/labs")
     alyx_server.expire_tokens()
     barrier = threading.Barrier(8)
     results, errors = [], []
@@ -108,7 +108,7 @@ def test_threads_that_find_the_token_expired_log_in_again_only_once(alyx_server,
     def work():
         barrier.wait()
         try:
-            results.append(client.get("/labs")["count"])
+            results.append(alyx_client.get("/labs")["count"])
         except Exception as exc:
             errors.append(exc)
 
@@ -159,36 +159,36 @@ def test_the_token_one_api_cached_is_used(alyx_server, tmp_path, monkeypatch):
 # -- methods ----------------------------------------------------------------------------------
 
 
-def test_create_update_replace_and_delete_a_session(alyx_server, client):
-    created = new_session(client)
+def test_create_update_replace_and_delete_a_session(alyx_server, alyx_client):
+    created = new_session(alyx_client)
     path = f"/sessions/{created['id']}"
-    assert client.patch(path, {"task_protocol": "ephys"})["task_protocol"] == "ephys"
-    replaced = client.put(path, {**created, "number": 2, "json": {"k": "v"}})
+    assert alyx_client.patch(path, {"task_protocol": "ephys"})["task_protocol"] == "ephys"
+    replaced = alyx_client.put(path, {**created, "number": 2, "json": {"k": "v"}})
     assert (replaced["number"], replaced["json"]) == (2, {"k": "v"})
-    assert client.delete(path) is None
+    assert alyx_client.delete(path) is None
     with pytest.raises(AlyxNotFound):
-        client.get(path)
+        alyx_client.get(path)
 
 
-def test_form_encoded_body(client):
-    weighing = client.post("/weighings", data={"subject": "algernon", "weight": 25.5})
+def test_form_encoded_body(alyx_client):
+    weighing = alyx_client.post("/weighings", data={"subject": "algernon", "weight": 25.5})
     assert (weighing["subject"], weighing["weight"]) == ("algernon", 25.5)
 
 
-def test_other_json_media_types_are_parsed(client):
-    schema = client.get("/api/schema", headers={"Accept": "application/vnd.oai.openapi+json"})
+def test_other_json_media_types_are_parsed(alyx_client):
+    schema = alyx_client.get("/api/schema", headers={"Accept": "application/vnd.oai.openapi+json"})
     assert "/sessions" in schema["paths"]
 
 
-def test_a_successful_answer_that_is_not_json_is_an_error(client):
+def test_a_successful_answer_that_is_not_json_is_an_error(alyx_client):
     with pytest.raises(AlyxUnavailable, match=r"GET /docs/ → 200: text/html.* instead of JSON"):
-        client.get("/docs/", headers={"Accept": "text/html"})
+        alyx_client.get("/docs/", headers={"Accept": "text/html"})
 
 
-def test_the_rate_limit_spaces_requests(client, fake_clock):
-    client.rate_limiter = RateLimiter(2, period=60.0, clock=fake_clock, sleep=fake_clock.sleep)
+def test_the_rate_limit_spaces_requests(alyx_client, fake_clock):
+    alyx_client.rate_limiter = RateLimiter(2, period=60.0, clock=fake_clock, sleep=fake_clock.sleep)
     for _ in range(5):
-        client.get("/labs")
+        alyx_client.get("/labs")
     # six requests (a login and five GETs) at two a minute: two full windows of waiting
     assert fake_clock.sleeps == [60.0, 60.0]
 
@@ -196,9 +196,9 @@ def test_the_rate_limit_spaces_requests(client, fake_clock):
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_validation_errors_name_each_field(client):
+def test_validation_errors_name_each_field(alyx_client):
     with pytest.raises(AlyxRequestError) as caught:
-        client.post("/sessions", {"subject": "nobody", "number": "x"})
+        alyx_client.post("/sessions", {"subject": "nobody", "number": "x"})
     exc = caught.value
     assert exc.status == 400
     assert exc.errors["subject"] == ["Object with nickname=nobody does not exist."]
@@ -208,33 +208,33 @@ def test_validation_errors_name_each_field(client):
     )
 
 
-def test_unknown_record_is_not_found(client):
+def test_unknown_record_is_not_found(alyx_client):
     with pytest.raises(AlyxNotFound) as caught:
-        client.get(f"/sessions/{UNKNOWN_UUID}")
+        alyx_client.get(f"/sessions/{UNKNOWN_UUID}")
     assert str(caught.value) == (
         f"GET /sessions/{UNKNOWN_UUID} → 404: No Session matches the given query."
     )
 
 
-def test_unrouted_path_is_not_found_with_the_html_summarised(client):
+def test_unrouted_path_is_not_found_with_the_html_summarised(alyx_client):
     with pytest.raises(AlyxNotFound) as caught:
-        client.get("/sessions/not-a-uuid")
+        alyx_client.get("/sessions/not-a-uuid")
     assert str(caught.value) == "GET /sessions/not-a-uuid → 404: Not Found"
     assert "<title>Not Found</title>" in caught.value.response_body
 
 
-def test_server_error_carries_the_server_message(client):
+def test_server_error_carries_the_server_message(alyx_client):
     with pytest.raises(AlyxServerError) as caught:
-        client.get("/sessions", {"date_range": "2026-01-02"})
+        alyx_client.get("/sessions", {"date_range": "2026-01-02"})
     assert str(caught.value) == (
         "GET /sessions?date_range=2026-01-02 → 500: list index out of range"
     )
 
 
-def test_throttling_without_retries(alyx_server, client):
+def test_throttling_without_retries(alyx_server, alyx_client):
     alyx_server.faults.add(path="/labs", kind="status", status=429, retry_after=3, times=1)
     with pytest.raises(AlyxTransientError) as caught:
-        client.get("/labs")
+        alyx_client.get("/labs")
     assert (caught.value.status, caught.value.retry_after) == (429, 3.0)
 
 
@@ -258,24 +258,24 @@ def test_throttling_waits_as_long_as_retry_after_says(alyx_server, caplog):
     ("status", "message"),
     [(502, "502 Bad Gateway"), (503, "503 Service Temporarily Unavailable")],
 )
-def test_proxy_error_pages(alyx_server, client, status, message):
+def test_proxy_error_pages(alyx_server, alyx_client, status, message):
     alyx_server.faults.add(path="/labs", kind="status", status=status, html=True, times=1)
     with pytest.raises(AlyxTransientError) as caught:
-        client.get("/labs")
+        alyx_client.get("/labs")
     assert str(caught.value) == f"GET /labs → {status}: {message}"
 
 
-def test_503_without_html(alyx_server, client):
+def test_503_without_html(alyx_server, alyx_client):
     alyx_server.faults.add(path="/labs", kind="status", status=503, times=1)
     with pytest.raises(AlyxTransientError) as caught:
-        client.get("/labs")
+        alyx_client.get("/labs")
     assert caught.value.status == 503
 
 
-def test_dropped_connection(alyx_server, client):
+def test_dropped_connection(alyx_server, alyx_client):
     alyx_server.faults.add(path="/labs", kind="drop", times=1)
     with pytest.raises(AlyxTransientError) as caught:
-        client.get("/labs")
+        alyx_client.get("/labs")
     assert caught.value.status is None
     assert caught.value.may_have_run is True
     assert str(caught.value) == "GET /labs → connection dropped before a response"
@@ -378,15 +378,15 @@ def many_dataset_types(alyx_server):
     return 1121
 
 
-def test_list_all_reads_every_page(alyx_server, client, many_dataset_types):
-    records = client.list_all("/dataset-types", page_size=100)
+def test_list_all_reads_every_page(alyx_server, alyx_client, many_dataset_types):
+    records = alyx_client.list_all("/dataset-types", page_size=100)
     assert len(records) == many_dataset_types
     assert len({r["name"] for r in records}) == many_dataset_types
     assert alyx_server.request_count("GET", "/dataset-types") == 12
 
 
-def test_paginate_fetches_pages_only_when_needed(alyx_server, client, many_dataset_types):
-    records = client.paginate("/dataset-types", page_size=100)
+def test_paginate_fetches_pages_only_when_needed(alyx_server, alyx_client, many_dataset_types):
+    records = alyx_client.paginate("/dataset-types", page_size=100)
     assert alyx_server.request_count("GET", "/dataset-types") == 0
     first = [next(records) for _ in range(150)]
     assert len(first) == 150
@@ -394,16 +394,16 @@ def test_paginate_fetches_pages_only_when_needed(alyx_server, client, many_datas
     assert sum(1 for _ in records) == many_dataset_types - 150
 
 
-def test_iter_pages_yields_page_sized_lists(client, many_dataset_types):
-    sizes = [len(page) for page in client.iter_pages("/dataset-types", page_size=500)]
+def test_iter_pages_yields_page_sized_lists(alyx_client, many_dataset_types):
+    sizes = [len(page) for page in alyx_client.iter_pages("/dataset-types", page_size=500)]
     assert sizes == [500, 500, 121]
 
 
-def test_pages_keep_the_filters(client):
+def test_pages_keep_the_filters(alyx_client):
     for number in (1, 2, 3):
-        new_session(client, number=number)
-    new_session(client, day="2026-02-01")
-    records = client.list_all(
+        new_session(alyx_client, number=number)
+    new_session(alyx_client, day="2026-02-01")
+    records = alyx_client.list_all(
         "/sessions",
         {"subject": "algernon", "date_range": ("2026-01-03", "2026-01-03")},
         page_size=1,
@@ -411,8 +411,8 @@ def test_pages_keep_the_filters(client):
     assert sorted(r["number"] for r in records) == [1, 2, 3]
 
 
-def test_absolute_urls_go_to_the_configured_server(alyx_server, client):
-    labs = client.get("http://alyx.elsewhere.example.org/labs?name=cortexlab")
+def test_absolute_urls_go_to_the_configured_server(alyx_server, alyx_client):
+    labs = alyx_client.get("http://alyx.elsewhere.example.org/labs?name=cortexlab")
     assert [lab["name"] for lab in labs["results"]] == ["cortexlab"]
     assert alyx_server.request_count("GET", "/labs") == 1
 
@@ -420,13 +420,13 @@ def test_absolute_urls_go_to_the_configured_server(alyx_server, client):
 # -- parallel use, secrets, TLS -------------------------------------------------------------
 
 
-def test_parallel_requests_from_threads(client):
+def test_parallel_requests_from_threads(alyx_client):
     errors, counts = [], []
 
     def work():
         try:
             for _ in range(10):
-                counts.append(client.get("/labs")["count"])
+                counts.append(alyx_client.get("/labs")["count"])
         except Exception as exc:
             errors.append(exc)
 

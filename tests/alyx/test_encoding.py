@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from one_flows.alyx import encode_json, encode_params, encode_value
+from one_flows.alyx.encoding import encode_json, encode_params, encode_value
 
 
 @pytest.mark.parametrize(

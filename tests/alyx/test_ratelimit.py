@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from one_flows.alyx import RateLimiter
+from one_flows.alyx.ratelimit import RateLimiter
 
 
 def test_requests_beyond_the_limit_wait_for_the_window_to_slide(fake_clock):

@@ -9,9 +9,8 @@ from one_flows.alyx import (
     AlyxServerError,
     AlyxTransientError,
     RetryPolicy,
-    can_resend,
-    is_idempotent,
 )
+from one_flows.alyx.retry import can_resend, is_idempotent
 
 NO_JITTER = RetryPolicy(max_attempts=6, base=1.0, cap=10.0, jitter=0.0)
 

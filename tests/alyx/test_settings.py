@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from one_flows.alyx import AlyxSettings, Secret, resolve_settings
-from one_flows.alyx.settings import one_params_dir, one_params_key
+from one_flows.alyx import Secret
+from one_flows.alyx.settings import AlyxSettings, one_params_dir, one_params_key, resolve_settings
 
 URL = "http://127.0.0.1:8123"
 

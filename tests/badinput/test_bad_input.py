@@ -168,7 +168,7 @@ def test_a_flag_whose_session_folder_is_gone_is_reported(tmp_path):
 
 def test_a_full_disk_while_writing_cache_tables_leaves_the_old_tables(tmp_path, monkeypatch):
     frame = pd.DataFrame({"id": ["a"], "x": [1]}).set_index("id")
-    path = cache.write_parquet_atomic(frame, tmp_path / "sessions.pqt", {"v": 1})
+    path = cache.files.write_parquet_atomic(frame, tmp_path / "sessions.pqt", {"v": 1})
     before = path.read_bytes()
 
     def full(*args, **kwargs):
@@ -177,7 +177,7 @@ def test_a_full_disk_while_writing_cache_tables_leaves_the_old_tables(tmp_path, 
     monkeypatch.setattr(cache.files.pq, "write_table", full)
     bigger = pd.DataFrame({"id": ["a", "b"], "x": [1, 2]}).set_index("id")
     with pytest.raises(OSError, match="No space left"):
-        cache.write_parquet_atomic(bigger, path, {"v": 2})
+        cache.files.write_parquet_atomic(bigger, path, {"v": 2})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["sessions.pqt"]
     assert pd.read_parquet(path).equals(frame)

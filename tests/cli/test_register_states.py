@@ -4,9 +4,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from one_flows._prefect_api import free_port
 from one_flows.cli import app
 from one_flows.flags import FlagState, find_flags
-from one_flows.prefect_api import free_port
 
 runner = CliRunner()
 

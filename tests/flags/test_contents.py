@@ -14,12 +14,10 @@ from one_flows.flags import (
     FlagError,
     FlagLocationError,
     FlagUnreadable,
-    format_flag,
-    parse_flag_text,
     read_flag,
     write_flag,
 )
-from one_flows.flags.contents import MAX_FLAG_BYTES, append_record
+from one_flows.flags.contents import MAX_FLAG_BYTES, append_record, format_flag, parse_flag_text
 
 MakeSession = Callable[..., Path]
 P = PurePosixPath

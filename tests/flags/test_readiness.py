@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from one_flows.flags import claim, fail, find_flags, is_quiet, session_activity, write_flag
+from one_flows.flags import claim, fail, find_flags, is_quiet, write_flag
+from one_flows.flags.readiness import session_activity
 
 MakeSession = Callable[..., Path]
 

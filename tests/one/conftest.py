@@ -142,11 +142,11 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     from one_flows import cache
-    from one_flows.parquet_append import footer
+    from one_flows._parquet_append import footer
     from one_flows.walk import SessionKey
 
     def old_id(name: str) -> str:
-        return str(uuid.uuid5(cache.ID_NAMESPACE, name))
+        return str(uuid.uuid5(cache.ids.ID_NAMESPACE, name))
 
     def renamed(table: pa.Table, column: str, ids: dict[str, str]) -> pa.Table:
         i = table.schema.get_field_index(column)
@@ -168,8 +168,8 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
     with open(root / "datasets.pqt", "rb") as f:
         footer_md5 = hashlib.md5(footer(f)[0]).hexdigest()
     for old_name, column, now in (
-        ("_scan_state.parquet", "id", cache.STATE_FILE),
-        ("_scan_dirs.parquet", "eid", cache.DIRS_FILE),
+        ("_scan_state.parquet", "id", cache.files.STATE_FILE),
+        ("_scan_dirs.parquet", "eid", cache.files.DIRS_FILE),
     ):
         state = pq.read_table(root / now)
         meta = json.loads(state.schema.metadata[b"one_metadata"])
@@ -177,7 +177,7 @@ def as_written_by_uuid5_versions(root: Path) -> dict[str, str]:
         state = renamed(state, column, ids)
         state = state.replace_schema_metadata({b"one_metadata": json.dumps(meta).encode()})
         pq.write_table(state, root / old_name)
-    shutil.rmtree(root / cache.STATE_DIR)
+    shutil.rmtree(root / cache.files.STATE_DIR)
     return ids
 
 

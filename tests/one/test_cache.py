@@ -15,7 +15,6 @@ import pytest
 
 from one_flows import cache
 from one_flows.cache import (
-    QC_TYPE,
     CacheTables,
     load_tables,
     make_parquet_db,
@@ -23,6 +22,7 @@ from one_flows.cache import (
     session_id,
     update_tables,
 )
+from one_flows.cache.tables import QC_TYPE
 
 
 def _normalised_schema(path):
@@ -160,7 +160,7 @@ def test_incremental_update_equals_full_build(tmp_path, tree_builder, monkeypatc
     updated = load_tables(root)
     qc = updated.datasets["qc"]
     assert (qc == "NOT_SET").sum() == 2  # only the new and the changed files lost their QC
-    for name in ("sessions.pqt", "datasets.pqt", cache.STATE_FILE):
+    for name in ("sessions.pqt", "datasets.pqt", cache.files.STATE_FILE):
         (root / name).unlink()
     make_parquet_db(root, hash_files=True)
     _assert_same_tables(updated, load_tables(root), ignore=("qc",))
@@ -211,11 +211,11 @@ def test_crash_while_writing_leaves_old_table(tmp_path, tree_builder, monkeypatc
     with pytest.raises(OSError, match="disk full"):
         update_tables(root)
     assert (root / "datasets.pqt").read_bytes() == before
-    files = [*root.iterdir(), *(root / cache.STATE_DIR).iterdir()]
+    files = [*root.iterdir(), *(root / cache.files.STATE_DIR).iterdir()]
     assert sorted(p.relative_to(root).as_posix() for p in files if p.is_file()) == [
-        cache.DIRS_FILE,
-        cache.STATE_FILE,
-        cache.LOCK_FILE,
+        cache.files.DIRS_FILE,
+        cache.files.STATE_FILE,
+        cache.files.LOCK_FILE,
         "datasets.pqt",
         "sessions.pqt",
     ]
@@ -282,7 +282,7 @@ def test_empty_folder_warns_and_writes_empty_tables(tmp_path):
     assert any("No sessions" in str(w.message) for w in caught)
     tables = load_tables(tmp_path)
     assert tables.sessions.empty and tables.datasets.empty
-    assert list(tables.datasets.columns) == list(cache.DATASETS_COLUMNS)
+    assert list(tables.datasets.columns) == list(cache.tables.DATASETS_COLUMNS)
 
 
 def test_bad_input_is_reported(tmp_path, monkeypatch):

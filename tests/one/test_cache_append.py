@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from one.api import One as OneApi
 
-from one_flows import cache, parquet_append
+from one_flows import _parquet_append as parquet_append
+from one_flows import cache
 from one_flows.cache import load_tables, make_parquet_db, update_tables
 
 from .conftest import age
@@ -58,7 +59,7 @@ def test_new_sessions_are_appended(built, tmp_path, monkeypatch, given):
     assert (summary.sessions_added, summary.datasets_added) == (2, 4)
     assert summary.datasets_unchanged == len(before.datasets)
     assert _row_groups(built) == 2
-    assert pq.read_metadata(built / cache.STATE_FILE).num_row_groups == 2
+    assert pq.read_metadata(built / cache.files.STATE_FILE).num_row_groups == 2
     _assert_equals_full_build(built, tmp_path)
 
 
@@ -113,7 +114,7 @@ def test_other_changes_rewrite_the_tables(built, tmp_path, change):
         given = None
         rescan = "all"
     else:  # tables whose state files come from before footers were fingerprinted
-        for name in (cache.STATE_FILE, cache.DIRS_FILE):
+        for name in (cache.files.STATE_FILE, cache.files.DIRS_FILE):
             table = pq.read_table(built / name)
             meta = json.loads(table.schema.metadata[b"one_metadata"])
             del meta[cache.state.FOOTER_KEY]

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from one_flows import cache
-from one_flows.cache import ID_NAMESPACE, dataset_id, load_tables, make_parquet_db, update_tables
+from one_flows.cache import dataset_id, load_tables, make_parquet_db, update_tables
+from one_flows.cache.ids import ID_NAMESPACE
 from one_flows.one import One
 
 from .conftest import age

@@ -28,9 +28,9 @@ def _uuid3_rule(tables: cache.CacheTables) -> None:
         eid: SessionKey.of(r["subject"], r["date"], r["number"], r["lab"]).canonical
         for eid, r in tables.sessions.iterrows()
     }
-    assert all(eid == str(uuid.uuid3(cache.ID_NAMESPACE, key)) for eid, key in keys.items())
+    assert all(eid == str(uuid.uuid3(cache.ids.ID_NAMESPACE, key)) for eid, key in keys.items())
     for (eid, did), rel_path in tables.datasets["rel_path"].items():
-        assert did == str(uuid.uuid3(cache.ID_NAMESPACE, f"{keys[eid]}/{rel_path}"))
+        assert did == str(uuid.uuid3(cache.ids.ID_NAMESPACE, f"{keys[eid]}/{rel_path}"))
 
 
 def _without_ids(tables: cache.CacheTables) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,7 +47,7 @@ def _new_session(root) -> None:
 
 def _state_files_moved(root) -> None:
     assert not any((root / name).exists() for name in OLD_STATE_FILES)
-    assert (root / cache.STATE_FILE).is_file() and (root / cache.DIRS_FILE).is_file()
+    assert (root / cache.files.STATE_FILE).is_file() and (root / cache.files.DIRS_FILE).is_file()
 
 
 @pytest.fixture
@@ -142,9 +142,11 @@ def test_state_files_move_into_the_hidden_folder(alf_tree, monkeypatch):
     age(alf_tree)
     make_parquet_db(alf_tree)
     # Where earlier versions kept them
-    for old, now in zip(OLD_STATE_FILES, (cache.STATE_FILE, cache.DIRS_FILE), strict=True):
+    for old, now in zip(
+        OLD_STATE_FILES, (cache.files.STATE_FILE, cache.files.DIRS_FILE), strict=True
+    ):
         (alf_tree / now).rename(alf_tree / old)
-    shutil.rmtree(alf_tree / cache.STATE_DIR)
+    shutil.rmtree(alf_tree / cache.files.STATE_DIR)
     scanned = []
     real_scan = cache.build.scan_sessions
     monkeypatch.setattr(
@@ -166,7 +168,9 @@ def test_state_files_move_into_the_hidden_folder(alf_tree, monkeypatch):
 
 def test_any_writer_moves_the_state_files(alf_tree):
     make_parquet_db(alf_tree)
-    for old, now in zip(OLD_STATE_FILES, (cache.STATE_FILE, cache.DIRS_FILE), strict=True):
+    for old, now in zip(
+        OLD_STATE_FILES, (cache.files.STATE_FILE, cache.files.DIRS_FILE), strict=True
+    ):
         (alf_tree / now).rename(alf_tree / old)
     LocalTarget(alf_tree).create_session(
         {"subject": "KS007", "start_time": "2019-05-01T10:00:00", "number": 1}

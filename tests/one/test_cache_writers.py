@@ -108,8 +108,8 @@ def _temporary_files(root: Path) -> list[Path]:
     names = [
         root / f".sessions.pqt.{uuid.uuid4().hex}.tmp",
         root / f".datasets.pqt.{uuid.uuid4().hex}.tmp",
-        root / cache.STATE_DIR / f".scan_state.parquet.{uuid.uuid4().hex}.tmp",
-        root / cache.STATE_DIR / f".scan_dirs.parquet.{uuid.uuid4().hex}.tmp",
+        root / cache.files.STATE_DIR / f".scan_state.parquet.{uuid.uuid4().hex}.tmp",
+        root / cache.files.STATE_DIR / f".scan_dirs.parquet.{uuid.uuid4().hex}.tmp",
     ]
     for path in names:
         path.parent.mkdir(exist_ok=True)
@@ -166,7 +166,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_tables_and_its_lock_goes(alf_t
     try:
         assert writer.stdout.readline() == "writing\n"
         # It holds the lock: another process's writer would wait.
-        fd = os.open(alf_tree / cache.LOCK_FILE, os.O_RDWR)
+        fd = os.open(alf_tree / cache.files.LOCK_FILE, os.O_RDWR)
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
@@ -217,11 +217,11 @@ def test_a_registration_waits_for_another_process_holding_the_lock(alf_tree, wai
 
 
 def test_the_lock_is_taken_again_by_its_thread_and_marks_changes(tmp_path):
-    before = cache.tables_generation(tmp_path)
+    before = cache.lock.tables_generation(tmp_path)
     with cache.lock_tables(tmp_path) as lock, cache.lock_tables(tmp_path) as again:
         assert lock is again
         save_tables(cache.CacheTables.empty(), tmp_path)
-    assert cache.tables_generation(tmp_path) not in (before, b"")
+    assert cache.lock.tables_generation(tmp_path) not in (before, b"")
     with pytest.raises(cache.TablesFolderMissing), cache.lock_tables(tmp_path / "missing"):
         pass
 

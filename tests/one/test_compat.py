@@ -297,7 +297,8 @@ def test_load_datasets_agrees(pair, sessions):
 
 def test_qc_filters_agree(tmp_path, tree_builder, sessions):
     """QC written into our table is honoured by ONE-api and by us in the same way."""
-    from one_flows.cache import QC_TYPE, load_tables, save_tables
+    from one_flows.cache import load_tables, save_tables
+    from one_flows.cache.tables import QC_TYPE
 
     root = tree_builder(tmp_path)
     make_parquet_db(root)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from one_flows.parquet_append import ParquetAppendError, _encode_struct, _Reader, append, footer
+from one_flows._parquet_append import ParquetAppendError, _encode_struct, _Reader, append, footer
 
 
 def _table(start: int, n: int) -> pa.Table:

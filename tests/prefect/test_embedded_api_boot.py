@@ -17,8 +17,8 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from one_flows import prefect_api
-from one_flows.prefect_api import EmbeddedAPI
+from one_flows import _prefect_api as prefect_api
+from one_flows._prefect_api import EmbeddedAPI
 
 MIGRATE = "PREFECT_API_DATABASE_MIGRATE_ON_START"
 

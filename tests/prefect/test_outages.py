@@ -18,10 +18,10 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from one_flows._prefect_api import free_port
 from one_flows.flags import FlagState, find_flags
 from one_flows.prefect.register import RegistrationOptions, register_new_sessions, register_session
 from one_flows.prefect.retries import RetrySettings
-from one_flows.prefect_api import free_port
 from one_flows.registration import RunFailed
 from one_flows.targets import TargetUnavailable
 

@@ -6,7 +6,7 @@ start-up and stop. The embedded API serving a whole registration is tested throu
 import httpx
 import pytest
 
-from one_flows.prefect_api import EmbeddedAPI, PrefectAPIError, PrefectAPIProcess
+from one_flows._prefect_api import EmbeddedAPI, PrefectAPIError, PrefectAPIProcess
 
 
 class _Exits(PrefectAPIProcess):

@@ -28,12 +28,12 @@ from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
+from one_flows._prefect_api import end_process, file_tail
 from one_flows.cli import app
 from one_flows.flags import QUIET_SECONDS, FlagWatcher, is_quiet, write_flag
 from one_flows.prefect.events import SESSION_FLAGGED, SESSION_REGISTERED, emit_session_flagged
 from one_flows.prefect.register import register_new_sessions
 from one_flows.prefect.serve import DEFAULT_PREFECT_FILE, load_deployments
-from one_flows.prefect_api import end_process, file_tail
 from one_flows.sample import make_sample_tree
 
 QUIET = 15.0

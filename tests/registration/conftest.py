@@ -39,16 +39,16 @@ def server() -> Iterator[AlyxTestServer]:
 
 
 @pytest.fixture
-def alyx(server: AlyxTestServer) -> Iterator[AlyxClient]:
+def alyx_client(server: AlyxTestServer) -> Iterator[AlyxClient]:
     """An AlyxClient logged in to the test server as the seeded user."""
     with AlyxClient(server.url, username=server.username, password=server.password) as client:
         yield client
 
 
 @pytest.fixture
-def client(alyx: AlyxClient, tmp_path: Path) -> Iterator[RegistrationClient]:
+def client(alyx_client: AlyxClient, tmp_path: Path) -> Iterator[RegistrationClient]:
     """A RegistrationClient of the test server, its digest cache under tmp_path."""
-    rc = RegistrationClient(alyx, digest_cache=tmp_path / "digests.sqlite")
+    rc = RegistrationClient(alyx_client, digest_cache=tmp_path / "digests.sqlite")
     try:
         yield rc
     finally:

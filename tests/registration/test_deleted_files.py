@@ -19,7 +19,7 @@ GONE = "alf/probe00/spikes.times.npy"
 
 
 def test_a_file_gone_from_a_session_is_reported_and_alyx_left_as_it_is(
-    client, alyx, make_session, caplog
+    client, alyx_client, make_session, caplog
 ):
     session = make_session(GOOD_FILES)
     first = client.register_session(session)
@@ -33,7 +33,7 @@ def test_a_file_gone_from_a_session_is_reported_and_alyx_left_as_it_is(
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert str(session / GONE) in warning.getMessage()
     assert "still registered as existing" in warning.getMessage()
-    held = {d["name"] for d in alyx.list_all("/datasets", {"session": first.eid})}
+    held = {d["name"] for d in alyx_client.list_all("/datasets", {"session": first.eid})}
     assert "spikes.times.npy" in held  # the lab decides (README): nothing changed on Alyx
     # Alyx still shows it: a registration that asks Alyx says so again.
     assert client.register_session(session, recheck=True).deleted == [GONE]

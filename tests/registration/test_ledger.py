@@ -166,7 +166,7 @@ def test_recheck_asks_the_server(server, fresh, tree):
     assert report.counts[Outcome.UNCHANGED] == len(GOOD_FILES)
 
 
-def test_recheck_repairs_a_dataset_deleted_on_the_server(server, fresh, tree, alyx):
+def test_recheck_repairs_a_dataset_deleted_on_the_server(server, fresh, tree, alyx_client):
     (first,) = fresh().register_sessions(tree[:1])
     gone = "alf/_ibl_trials.table.pqt"
     dataset = _created_ids(first)[gone]
@@ -180,7 +180,7 @@ def test_recheck_repairs_a_dataset_deleted_on_the_server(server, fresh, tree, al
     repaired = fresh().register_session(tree[0], recheck=True)
 
     assert [f.rel_path for f in repaired.by_status(Outcome.CREATED)] == [gone]
-    held = {d["name"]: d for d in alyx.list_all("/datasets", {"session": first.eid})}
+    held = {d["name"]: d for d in alyx_client.list_all("/datasets", {"session": first.eid})}
     assert held["_ibl_trials.table.pqt"]["hash"] == hashlib.md5(GOOD_FILES[gone]).hexdigest()
     new_id = repaired.by_status(Outcome.CREATED)[0].dataset["id"]
     quiet = server.request_count()
@@ -194,7 +194,7 @@ class Crash(Exception):
 
 
 def test_crash_before_the_ledger_write_costs_only_a_round_trip(
-    server, fresh, tree, alyx, monkeypatch
+    server, fresh, tree, alyx_client, monkeypatch
 ):
     def crash(*args, **kwargs):
         raise Crash
@@ -203,8 +203,8 @@ def test_crash_before_the_ledger_write_costs_only_a_round_trip(
         patch.setattr(RegistrationLedger, "record", crash)
         with pytest.raises(Crash):
             fresh().register_session(tree[0])
-    eids = [s["id"] for s in alyx.list_all("/sessions")]
-    assert len(eids) == 1 and len(alyx.list_all("/datasets", {"session": eids[0]})) == len(
+    eids = [s["id"] for s in alyx_client.list_all("/sessions")]
+    assert len(eids) == 1 and len(alyx_client.list_all("/datasets", {"session": eids[0]})) == len(
         GOOD_FILES
     )
     posts = (
@@ -225,7 +225,7 @@ def test_crash_before_the_ledger_write_costs_only_a_round_trip(
     assert server.request_count() == quiet
 
 
-def test_session_fields_sent_before_need_no_request(server, fresh, tree, alyx):
+def test_session_fields_sent_before_need_no_request(server, fresh, tree, alyx_client):
     client = fresh()
     client.register_session(tree[0], n_trials=10, file_list=False)
     quiet = server.request_count()
@@ -235,7 +235,7 @@ def test_session_fields_sent_before_need_no_request(server, fresh, tree, alyx):
 
     changed = fresh().register_session(tree[0], n_trials=12, file_list=False)
     assert server.request_count("PATCH") == 1
-    assert changed.session["n_trials"] == alyx.get(f"/sessions/{same.eid}")["n_trials"] == 12
+    assert changed.session["n_trials"] == alyx_client.get(f"/sessions/{same.eid}")["n_trials"] == 12
     quiet = server.request_count()
     # The session is in the ledger, its files are not yet: they go to the server.
     with_files = fresh().register_session(tree[0], n_trials=12)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import one_flows.targets.local as local
-from one_flows.cache import CacheTables, load_tables, save_tables, write_parquet_atomic
+from one_flows.cache import CacheTables, load_tables, save_tables
+from one_flows.cache.files import write_parquet_atomic
 from one_flows.targets import FileBatch, LocalTarget
 
 RECORD = {

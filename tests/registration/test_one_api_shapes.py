@@ -24,7 +24,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 FULL_RECORD_KEYS = {"users", "location", "n_trials", "procedures", "data_dataset_session_related"}
 
 
-def test_report_unpacks_into_the_session_record_and_dataset_records(client, alyx, make_session):
+def test_report_unpacks_into_the_session_record_and_dataset_records(
+    client, alyx_client, make_session
+):
     path = make_session()
 
     report = client.register_session(path, n_trials=5)
@@ -39,12 +41,12 @@ def test_report_unpacks_into_the_session_record_and_dataset_records(client, alyx
     assert session["data_dataset_session_related"] == records
     assert {k: v for k, v in session.items() if k != "data_dataset_session_related"} == {
         k: v
-        for k, v in alyx.get(f"/sessions/{report.eid}").items()
+        for k, v in alyx_client.get(f"/sessions/{report.eid}").items()
         if k not in ("data_dataset_session_related", "auto_datetime")
     } | {"auto_datetime": session["auto_datetime"]}
 
 
-def test_existing_session_gives_its_full_record(client, alyx, make_session):
+def test_existing_session_gives_its_full_record(client, alyx_client, make_session):
     path = make_session({})
     client.register_session(path, n_trials=5, location="cortexlab_rig1")
 

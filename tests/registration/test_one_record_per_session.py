@@ -49,15 +49,17 @@ def _records(alyx) -> list[dict]:
 
 
 def test_threads_registering_aliases_of_a_session_make_one_record(
-    alyx, server, make_session, tmp_path
+    alyx_client, server, make_session, tmp_path
 ):
     folders = _aliases(make_session, tmp_path)
     server.faults.add(method="POST", path="/sessions", kind="delay", seconds=SLOW_CREATE, times=4)
-    with closing(RegistrationClient(alyx, max_workers=len(folders), digest_cache=False)) as client:
+    with closing(
+        RegistrationClient(alyx_client, max_workers=len(folders), digest_cache=False)
+    ) as client:
         reports = client.register_sessions(folders)
 
     assert [r.error for r in reports] == [None] * len(folders)
-    (record,) = _records(alyx)
+    (record,) = _records(alyx_client)
     assert {r.eid for r in reports} == {record["id"]}
     assert sum(r.created for r in reports) == 1
     assert server.request_count("POST", "/sessions") == 1
@@ -96,7 +98,7 @@ def _register_in_processes(server, folders: list[Path], cache_dirs: list[Path]) 
 
 
 def test_processes_of_one_machine_registering_aliases_make_one_record(
-    alyx, server, make_session, tmp_path
+    alyx_client, server, make_session, tmp_path
 ):
     folders = _aliases(make_session, tmp_path)
     # Slow enough that every process has started and looked before the first record exists.
@@ -104,14 +106,14 @@ def test_processes_of_one_machine_registering_aliases_make_one_record(
 
     results = _register_in_processes(server, folders, [tmp_path / "machine"] * len(folders))
 
-    (record,) = _records(alyx)
+    (record,) = _records(alyx_client)
     assert {r["eid"] for r in results} == {record["id"]}
     assert sum(r["created"] for r in results) == 1
     assert server.request_count("POST", "/sessions") == 1
 
 
 def test_two_machines_racing_are_reported_and_agree_on_one_record(
-    alyx, server, make_session, tmp_path
+    alyx_client, server, make_session, tmp_path
 ):
     """No lock reaches another machine, so both create a record (the limit the README states);
     the later creator sees both, reports the other, and both register to the same one."""
@@ -122,7 +124,7 @@ def test_two_machines_racing_are_reported_and_agree_on_one_record(
         server, [folder, folder], [tmp_path / "machine-a", tmp_path / "machine-b"]
     )
 
-    records = _records(alyx)
+    records = _records(alyx_client)
     assert len(records) == 2
     ids = sorted(r["id"] for r in records)
     reporting = [r for r in results if r["duplicates"]]
@@ -132,16 +134,18 @@ def test_two_machines_racing_are_reported_and_agree_on_one_record(
     assert [sorted([*r["duplicates"], r["eid"]]) for r in reporting] == [ids] * len(reporting)
 
     # Any later registration that asks the server reports them too, and uses the same record.
-    with closing(RegistrationClient(alyx, digest_cache=False)) as client:
+    with closing(RegistrationClient(alyx_client, digest_cache=False)) as client:
         report = client.register_session(folder, recheck=True)
     assert report.eid in used
     assert sorted([*report.duplicates, report.eid]) == ids
     assert "duplicate session records" in report.summary()
 
 
-def test_create_new_session_numbers_past_the_sessions_of_other_machines(client, alyx, tmp_path):
+def test_create_new_session_numbers_past_the_sessions_of_other_machines(
+    client, alyx_client, tmp_path
+):
     others = [
-        alyx.post(
+        alyx_client.post(
             "/sessions", {"subject": "algernon", "number": n, "start_time": f"{DAY}T08:00:0{n}"}
         )
         for n in (1, 2)
@@ -150,9 +154,9 @@ def test_create_new_session_numbers_past_the_sessions_of_other_machines(client, 
     path, eid = client.create_new_session("algernon", tmp_path, date=f"{DAY}T10:00:00")
 
     assert path == tmp_path / f"algernon/{DAY}/003"
-    assert alyx.get(f"/sessions/{eid}")["number"] == 3
+    assert alyx_client.get(f"/sessions/{eid}")["number"] == 3
     for other in others:  # not taken over: start times as the other machine set them
-        assert alyx.get(f"/sessions/{other['id']}")["start_time"] == other["start_time"]
+        assert alyx_client.get(f"/sessions/{other['id']}")["start_time"] == other["start_time"]
 
 
 def test_create_new_session_numbers_past_the_sessions_of_local_tables(tmp_path):

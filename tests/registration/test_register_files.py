@@ -73,9 +73,9 @@ def test_dry_sends_nothing(client, server, make_session):
     assert server.request_count("POST", "/register-file") == 0
 
 
-def test_batches_are_cut_at_batch_size(alyx, tmp_path, make_session, server):
+def test_batches_are_cut_at_batch_size(alyx_client, tmp_path, make_session, server):
     path = make_session(GOOD_FILES)
-    client = RegistrationClient(alyx, digest_cache=False, batch_size=2)
+    client = RegistrationClient(alyx_client, digest_cache=False, batch_size=2)
     _register_session_record(client, path)
     before = server.request_count("POST", "/register-file")
 
@@ -109,20 +109,22 @@ def test_every_input_gets_an_outcome_in_input_order(client, make_session, tmp_pa
     assert [o.dataset["name"] for o in created] == [Path(r).name for r in GOOD_FILES]
 
 
-def test_registered_hashes_and_sizes_are_the_files(client, alyx, make_session):
+def test_registered_hashes_and_sizes_are_the_files(client, alyx_client, make_session):
     import hashlib
 
     path = make_session(GOOD_FILES)
     eid = _register_session_record(client, path)
     client.register_files(_files(path, GOOD_FILES))
 
-    held = {d["name"]: d for d in alyx.list_all("/datasets", {"session": eid})}
+    held = {d["name"]: d for d in alyx_client.list_all("/datasets", {"session": eid})}
     for rel, data in GOOD_FILES.items():
         assert held[Path(rel).name]["hash"] == hashlib.md5(data).hexdigest()
         assert held[Path(rel).name]["file_size"] == len(data)
 
 
-def test_files_at_or_above_max_md5_size_are_registered_without_hash(client, alyx, make_session):
+def test_files_at_or_above_max_md5_size_are_registered_without_hash(
+    client, alyx_client, make_session
+):
     path = make_session({"alf/_ibl_trials.table.pqt": b"a" * 10, "alf/spikes.times.npy": b"b" * 9})
     eid = _register_session_record(client, path)
 
@@ -135,11 +137,13 @@ def test_files_at_or_above_max_md5_size_are_registered_without_hash(client, alyx
 
     assert [o.md5 is None for o in outcomes] == [True, False]
     assert all(o.status is Outcome.CREATED for o in outcomes)
-    held = {d["name"]: d["hash"] for d in alyx.list_all("/datasets", {"session": eid})}
+    held = {d["name"]: d["hash"] for d in alyx_client.list_all("/datasets", {"session": eid})}
     assert held == {"_ibl_trials.table.pqt": "", "spikes.times.npy": outcomes[1].md5}
 
 
-def test_server_refusing_one_file_fails_only_that_file(client, alyx, make_session, monkeypatch):
+def test_server_refusing_one_file_fails_only_that_file(
+    client, alyx_client, make_session, monkeypatch
+):
     """A type the client knows but the server does not: Alyx answers 500 for the whole batch,
     naming the file; the other files are registered and the named one reported failed."""
     files = {
@@ -164,7 +168,7 @@ def test_server_refusing_one_file_fails_only_that_file(client, alyx, make_sessio
         "spikes.times.npy": Outcome.CREATED,
     }
     assert 'No dataset type found for filename "foo.bar.npy"' in outcomes[1].reason
-    names = sorted(d["name"] for d in alyx.list_all("/datasets", {"session": eid}))
+    names = sorted(d["name"] for d in alyx_client.list_all("/datasets", {"session": eid}))
     assert names == ["_ibl_trials.table.pqt", "spikes.times.npy"]
 
 
@@ -228,9 +232,9 @@ def _protected_session(client, alyx, make_session, root: Path) -> Path:
 
 
 def test_protected_dataset_moves_to_a_new_revision_like_one_api(
-    client, alyx, make_session, one_registration, tmp_path
+    client, alyx_client, make_session, one_registration, tmp_path
 ):
-    ours = _protected_session(client, alyx, make_session, tmp_path / "ours")
+    ours = _protected_session(client, alyx_client, make_session, tmp_path / "ours")
     theirs = tmp_path / "theirs" / ours.relative_to(tmp_path / "ours")
     shutil.copytree(ours, theirs)
     today = datetime.date.today().isoformat()
@@ -249,8 +253,10 @@ def test_protected_dataset_moves_to_a_new_revision_like_one_api(
     assert [r["revision"] for r in records] == [today, ""]
 
 
-def test_protected_dataset_reported_when_asked_not_to_move(client, alyx, make_session, tmp_path):
-    path = _protected_session(client, alyx, make_session, tmp_path / "data")
+def test_protected_dataset_reported_when_asked_not_to_move(
+    client, alyx_client, make_session, tmp_path
+):
+    path = _protected_session(client, alyx_client, make_session, tmp_path / "data")
 
     outcomes = client.register_files(_files(path, PROTECTION_FILES), protected="fail").outcomes
 
@@ -262,9 +268,9 @@ def test_protected_dataset_reported_when_asked_not_to_move(client, alyx, make_se
 
 
 def test_protected_revision_folder_taken_is_failed_not_overwritten(
-    client, alyx, make_session, tmp_path
+    client, alyx_client, make_session, tmp_path
 ):
-    path = _protected_session(client, alyx, make_session, tmp_path / "data")
+    path = _protected_session(client, alyx_client, make_session, tmp_path / "data")
     today = datetime.date.today().isoformat()
     squatter = path / "alf" / f"#{today}#" / "_ibl_trials.table.pqt"
     squatter.parent.mkdir()

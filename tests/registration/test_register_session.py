@@ -44,7 +44,7 @@ def _assert_registered_once(alyx: AlyxClient, files: dict[str, bytes]) -> None:
     }
 
 
-def test_new_session_is_created_with_its_files(client, alyx, make_session):
+def test_new_session_is_created_with_its_files(client, alyx_client, make_session):
     path = make_session()
 
     report = client.register_session(path, n_trials=10, task_protocol="choiceWorld")
@@ -56,14 +56,14 @@ def test_new_session_is_created_with_its_files(client, alyx, make_session):
         Outcome.SKIPPED: len(BAD_FILES),
         Outcome.FAILED: 0,
     }
-    session = alyx.get(f"/sessions/{report.eid}")
+    session = alyx_client.get(f"/sessions/{report.eid}")
     assert (session["lab"], session["number"], session["n_trials"]) == ("cortexlab", 1, 10)
     assert session["start_time"] == "2026-01-03T00:00:00"
     assert session["users"] == ["test_user"] and session["type"] == "Experiment"
-    _assert_registered_once(alyx, GOOD_FILES)
+    _assert_registered_once(alyx_client, GOOD_FILES)
 
 
-def test_session_record_matches_one_apis(client, alyx, make_session, server, tmp_path):
+def test_session_record_matches_one_apis(client, alyx_client, make_session, server, tmp_path):
     """ONE-api registers the same folder on a second server: the records agree."""
     path = make_session({})
     options = {
@@ -77,30 +77,30 @@ def test_session_record_matches_one_apis(client, alyx, make_session, server, tmp
         theirs, _ = oracle.register_session(path, **options)
         theirs = oracle.one.alyx.rest("sessions", "read", id=theirs["id"])
     ignore = {"id", "url", "auto_datetime"}
-    ours = alyx.get(f"/sessions/{ours['id']}")
+    ours = alyx_client.get(f"/sessions/{ours['id']}")
     assert {k: v for k, v in ours.items() if k not in ignore} == {
         k: v for k, v in theirs.items() if k not in ignore
     }
 
 
-def test_existing_session_is_updated_with_only_the_given_fields(client, alyx, make_session):
+def test_existing_session_is_updated_with_only_the_given_fields(client, alyx_client, make_session):
     path = make_session({})
     first = client.register_session(path, start_time="2026-01-03T10:30:00", task_protocol="a")
 
     second = client.register_session(path, n_trials=5)
 
     assert not second.created and second.eid == first.eid
-    session = alyx.get(f"/sessions/{first.eid}")
+    session = alyx_client.get(f"/sessions/{first.eid}")
     # Only n_trials changes; ONE-api would also reset the start time to midnight.
     assert (session["start_time"], session["task_protocol"], session["n_trials"]) == (
         "2026-01-03T10:30:00",
         "a",
         5,
     )
-    assert len(_sessions(alyx)) == 1
+    assert len(_sessions(alyx_client)) == 1
 
 
-def test_rerun_sends_only_changed_files(client, alyx, make_session, server):
+def test_rerun_sends_only_changed_files(client, alyx_client, make_session, server):
     path = make_session(GOOD_FILES)
     client.register_session(path)
     changed = path / "alf/_ibl_trials.table.pqt"
@@ -112,7 +112,7 @@ def test_rerun_sends_only_changed_files(client, alyx, make_session, server):
     assert report.counts[Outcome.CREATED] == 1 and report.counts[Outcome.UNCHANGED] == 4
     assert [f.path for f in report.by_status(Outcome.CREATED)] == [changed]
     assert server.request_count("POST", "/register-file") - before == 1
-    _assert_registered_once(alyx, GOOD_FILES | {"alf/_ibl_trials.table.pqt": b"new content"})
+    _assert_registered_once(alyx_client, GOOD_FILES | {"alf/_ibl_trials.table.pqt": b"new content"})
 
 
 def _count_new_sessions(register, server, paths) -> int:
@@ -208,23 +208,23 @@ def _drop_answer_once(server, monkeypatch, method: str, path: str) -> None:
 
 
 def test_crash_after_session_post_then_rerun_makes_one_session(
-    client, alyx, make_session, server, monkeypatch
+    client, alyx_client, make_session, server, monkeypatch
 ):
     path = make_session(GOOD_FILES)
     _drop_answer_once(server, monkeypatch, "POST", "/sessions")
 
     with pytest.raises(AlyxTransientError):
         client.register_session(path)
-    assert len(_sessions(alyx)) == 1  # the server did create it
+    assert len(_sessions(alyx_client)) == 1  # the server did create it
 
     report = client.register_session(path)
 
     assert not report.created and report.counts[Outcome.CREATED] == len(GOOD_FILES)
-    _assert_registered_once(alyx, GOOD_FILES)
+    _assert_registered_once(alyx_client, GOOD_FILES)
 
 
 def test_crash_after_register_file_then_rerun_registers_each_file_once(
-    client, alyx, make_session, server, monkeypatch
+    client, alyx_client, make_session, server, monkeypatch
 ):
     path = make_session(GOOD_FILES)
     _drop_answer_once(server, monkeypatch, "POST", "/register-file")
@@ -235,13 +235,13 @@ def test_crash_after_register_file_then_rerun_registers_each_file_once(
     report = client.register_session(path)
 
     assert report.counts[Outcome.UNCHANGED] == len(GOOD_FILES)
-    _assert_registered_once(alyx, GOOD_FILES)
+    _assert_registered_once(alyx_client, GOOD_FILES)
 
 
 def test_crash_between_batches_then_rerun_registers_each_file_once(
-    alyx, make_session, tmp_path, monkeypatch
+    alyx_client, make_session, tmp_path, monkeypatch
 ):
-    client = RegistrationClient(alyx, digest_cache=tmp_path / "d.sqlite", batch_size=2)
+    client = RegistrationClient(alyx_client, digest_cache=tmp_path / "d.sqlite", batch_size=2)
     path = make_session(GOOD_FILES)
     original = client.target.register_files
     calls = []
@@ -261,22 +261,24 @@ def test_crash_between_batches_then_rerun_registers_each_file_once(
 
     assert report.counts[Outcome.UNCHANGED] == 2
     assert report.counts[Outcome.CREATED] == len(GOOD_FILES) - 2
-    _assert_registered_once(alyx, GOOD_FILES)
+    _assert_registered_once(alyx_client, GOOD_FILES)
 
 
-def test_failed_create_leaves_the_folder_and_rerun_registers_it(client, alyx, tmp_path, server):
+def test_failed_create_leaves_the_folder_and_rerun_registers_it(
+    client, alyx_client, tmp_path, server
+):
     server.faults.add(method="POST", path="/sessions", kind="status", status=503, times=1)
     with pytest.raises(AlyxTransientError):
         client.create_new_session("algernon", tmp_path, date="2026-01-03")
     path = tmp_path / "algernon/2026-01-03/001"
-    assert path.is_dir() and _sessions(alyx) == []
+    assert path.is_dir() and _sessions(alyx_client) == []
 
     report = client.register_session(path)
 
-    assert report.created and len(_sessions(alyx)) == 1
+    assert report.created and len(_sessions(alyx_client)) == 1
 
 
-def test_register_sessions_reports_each_session(client, alyx, make_session):
+def test_register_sessions_reports_each_session(client, alyx_client, make_session):
     paths = [make_session(GOOD_FILES, session=f"algernon/2026-01-0{d}/001") for d in (3, 4, 5)]
     paths.append(make_session({}, session="nobody/2026-01-03/001"))
 
@@ -287,5 +289,5 @@ def test_register_sessions_reports_each_session(client, alyx, make_session):
     assert isinstance(reports[-1].error, SubjectNotFound)
     assert all(r.counts[Outcome.CREATED] == len(GOOD_FILES) for r in reports[:3])
     for day in ("2026-01-03", "2026-01-04", "2026-01-05"):
-        (session,) = _sessions(alyx, day)
-        assert len(_datasets(alyx, session["id"])) == len(GOOD_FILES)
+        (session,) = _sessions(alyx_client, day)
+        assert len(_datasets(alyx_client, session["id"])) == len(GOOD_FILES)

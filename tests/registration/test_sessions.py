@@ -67,7 +67,7 @@ def test_threads_creating_folders_at_once_get_distinct_numbers(tmp_path):
     assert sorted(f.name for f in folders) == [f"{n:03d}" for n in range(1, 41)]
 
 
-def test_processes_creating_sessions_at_once_get_distinct_numbers(server, tmp_path, alyx):
+def test_processes_creating_sessions_at_once_get_distinct_numbers(server, tmp_path, alyx_client):
     script = textwrap.dedent(
         f"""
         from one_flows.alyx import AlyxClient
@@ -90,18 +90,18 @@ def test_processes_creating_sessions_at_once_get_distinct_numbers(server, tmp_pa
 
     numbers = sorted(line.split()[0] for line in lines)
     assert numbers == [f"{n:03d}" for n in range(1, 13)]
-    records = alyx.list_all(
+    records = alyx_client.list_all(
         "/sessions", {"subject": "algernon", "date_range": "2026-01-03,2026-01-03"}
     )
     assert sorted(r["number"] for r in records) == list(range(1, 13))
     assert {r["id"] for r in records} == {line.split()[1] for line in lines}
 
 
-def test_create_new_session_registers_with_the_date_as_start(client, alyx, tmp_path):
+def test_create_new_session_registers_with_the_date_as_start(client, alyx_client, tmp_path):
     path, eid = client.create_new_session("algernon", tmp_path, date="2026-01-03T09:15:00")
 
     assert path == tmp_path / "algernon/2026-01-03/001" and path.is_dir()
-    session = alyx.get(f"/sessions/{eid}")
+    session = alyx_client.get(f"/sessions/{eid}")
     assert (session["number"], session["start_time"]) == (1, "2026-01-03T09:15:00")
 
 
@@ -120,7 +120,7 @@ def test_create_new_session_checks_its_input_first(client, tmp_path):
     assert not (tmp_path / "nobody").exists()
 
 
-def test_create_sessions_from_flags(client, alyx, make_session, tmp_path):
+def test_create_sessions_from_flags(client, alyx_client, make_session, tmp_path):
     root = tmp_path / "data"
     good = [
         make_session({"create_me.flag": b"", "alf/spikes.times.npy": b"s"}, session=s)
@@ -130,7 +130,7 @@ def test_create_sessions_from_flags(client, alyx, make_session, tmp_path):
 
     dry_paths, dry_reports = client.create_sessions(root, dry=True)
     assert (sorted(dry_paths), dry_reports) == (sorted([*good, bad]), [])
-    assert alyx.list_all("/sessions") == []
+    assert alyx_client.list_all("/sessions") == []
 
     paths, reports = client.create_sessions(root, register_files=True)
 
@@ -139,10 +139,10 @@ def test_create_sessions_from_flags(client, alyx, make_session, tmp_path):
     assert [outcome[p].counts[Outcome.CREATED] for p in good] == [1, 1]
     assert isinstance(outcome[bad].error, SubjectNotFound)
     assert [(p / "create_me.flag").exists() for p in [*good, bad]] == [False, False, True]
-    assert len(alyx.list_all("/sessions")) == 2
+    assert len(alyx_client.list_all("/sessions")) == 2
 
 
-def test_create_sessions_lives_the_flag_life(client, alyx, make_session, tmp_path, caplog):
+def test_create_sessions_lives_the_flag_life(client, alyx_client, make_session, tmp_path, caplog):
     root = tmp_path / "data"
     bad = make_session({"create_me.flag": b""}, session="nobody/2026-01-03/001")
     held = make_session({"create_me.flag.run-1.claimed": b""}, session="algernon/2026-01-04/001")
@@ -162,4 +162,4 @@ def test_create_sessions_lives_the_flag_life(client, alyx, make_session, tmp_pat
     assert [r["event"] for r in history] == ["released"]
     assert "nobody" in history[0]["reason"]
     assert (held / "create_me.flag.run-1.claimed").exists()
-    assert (elsewhere / "create_me.flag").exists() and alyx.list_all("/sessions") == []
+    assert (elsewhere / "create_me.flag").exists() and alyx_client.list_all("/sessions") == []

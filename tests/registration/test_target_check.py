@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from one_flows._prefect_api import free_port
 from one_flows.alyx import AlyxClient
 from one_flows.errors import is_outage
-from one_flows.prefect_api import free_port
 from one_flows.registration import Outcome, RegistrationClient
 from one_flows.targets import AlyxTarget, LocalTarget, TargetUnavailable
 

@@ -24,8 +24,8 @@ from .conftest import GOOD_FILES
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def test_both_targets_implement_the_interface(alyx, tmp_path):
-    assert isinstance(AlyxTarget(alyx), RegistrationTarget)
+def test_both_targets_implement_the_interface(alyx_client, tmp_path):
+    assert isinstance(AlyxTarget(alyx_client), RegistrationTarget)
     assert isinstance(LocalTarget(tmp_path), RegistrationTarget)
 
 

@@ -11,7 +11,7 @@ from one_flows.testing import AlyxTestServer
 
 
 @pytest.fixture
-def alyx(alyx_server: AlyxTestServer):
+def alyx_client(alyx_server: AlyxTestServer):
     with AlyxClient(
         alyx_server.url, username=alyx_server.username, password=alyx_server.password
     ) as client:
@@ -27,23 +27,23 @@ def _ids(alyx: AlyxClient, **params: str) -> list[str]:
     return [s["id"] for s in alyx.list_all("/sessions", params)]
 
 
-def test_django_lookups_as_one_api_sends_them(alyx: AlyxClient) -> None:
-    first, second = _session(alyx, "2026-07-04"), _session(alyx, "2026-07-05")
-    assert _ids(alyx, django=f"pk,{first}") == [first]
-    assert _ids(alyx, django=f"pk__in,('{first}',)") == [first]
-    assert _ids(alyx, django=f"id__in,['{first}', '{second}']") == [second, first]
-    assert _ids(alyx, django="subject__nickname__iexact,ALGERNON,start_time__date,2026-07-05") == [
-        second
-    ]
-    assert _ids(alyx, django="start_time__date__gte,2026-07-05") == [second]
+def test_django_lookups_as_one_api_sends_them(alyx_client: AlyxClient) -> None:
+    first, second = _session(alyx_client, "2026-07-04"), _session(alyx_client, "2026-07-05")
+    assert _ids(alyx_client, django=f"pk,{first}") == [first]
+    assert _ids(alyx_client, django=f"pk__in,('{first}',)") == [first]
+    assert _ids(alyx_client, django=f"id__in,['{first}', '{second}']") == [second, first]
+    assert _ids(
+        alyx_client, django="subject__nickname__iexact,ALGERNON,start_time__date,2026-07-05"
+    ) == [second]
+    assert _ids(alyx_client, django="start_time__date__gte,2026-07-05") == [second]
     with pytest.raises(AlyxServerError, match="Cannot resolve keyword 'colour'"):
-        _ids(alyx, django="colour,red")
+        _ids(alyx_client, django="colour,red")
 
 
 def test_datasets_count_only_files_on_non_personal_repositories(
-    alyx_server: AlyxTestServer, alyx: AlyxClient
+    alyx_server: AlyxTestServer, alyx_client: AlyxClient
 ) -> None:
-    eid = _session(alyx, "2026-07-04")
+    eid = _session(alyx_client, "2026-07-04")
     alyx_server.add_repository("laptop", "http://laptop.local/")
     alyx_server.store.execute(
         "UPDATE repositories SET globus_is_personal = 1 WHERE name = 'laptop'"
@@ -58,17 +58,17 @@ def test_datasets_count_only_files_on_non_personal_repositories(
         "exists": True,
         "labs": "cortexlab",
     }
-    alyx.post("/register-file", body)
-    assert _ids(alyx, dataset_types="spikes.times") == [eid]  # the type counts anyway
-    assert _ids(alyx, datasets="spikes.times.npy") == []  # only on a personal repository
-    alyx.post("/register-file", {**body, "name": "flatiron_cortexlab"})
-    assert _ids(alyx, datasets="spikes.times.npy") == [eid]
-    assert _ids(alyx, datasets="spikes.times") == []  # exact file names
+    alyx_client.post("/register-file", body)
+    assert _ids(alyx_client, dataset_types="spikes.times") == [eid]  # the type counts anyway
+    assert _ids(alyx_client, datasets="spikes.times.npy") == []  # only on a personal repository
+    alyx_client.post("/register-file", {**body, "name": "flatiron_cortexlab"})
+    assert _ids(alyx_client, datasets="spikes.times.npy") == [eid]
+    assert _ids(alyx_client, datasets="spikes.times") == []  # exact file names
 
 
-def test_dataset_qc_lte(alyx: AlyxClient) -> None:
-    eid = _session(alyx, "2026-07-04")
-    alyx.post(
+def test_dataset_qc_lte(alyx_client: AlyxClient) -> None:
+    eid = _session(alyx_client, "2026-07-04")
+    alyx_client.post(
         "/register-file",
         {
             "created_by": "test_user",
@@ -78,7 +78,7 @@ def test_dataset_qc_lte(alyx: AlyxClient) -> None:
             "labs": "cortexlab",
         },
     )
-    [dataset] = alyx.list_all("/datasets", {"session": eid})
-    alyx.patch(dataset["url"], {"qc": "FAIL"})
-    assert _ids(alyx, dataset_qc_lte="FAIL") == [eid]
-    assert _ids(alyx, dataset_qc_lte="PASS") == []
+    [dataset] = alyx_client.list_all("/datasets", {"session": eid})
+    alyx_client.patch(dataset["url"], {"qc": "FAIL"})
+    assert _ids(alyx_client, dataset_qc_lte="FAIL") == [eid]
+    assert _ids(alyx_client, dataset_qc_lte="PASS") == []

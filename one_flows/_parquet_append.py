@@ -276,9 +276,11 @@ def append(old: BinaryIO, new: bytes, out: BinaryIO) -> int:
     ``new`` must have the same parquet schema as ``old``; its key-value metadata replaces
     ``old``'s. Returns the number of row groups of the result.
 
-    Raises:
-        ParquetAppendError: either file is not plain (unencrypted, single-file) parquet, or the
-            schemas differ.
+    Raises
+    ------
+    ParquetAppendError
+        Either file is not plain (unencrypted, single-file) parquet, or the
+        schemas differ.
     """
     old_footer, old_end = footer(old)
     new_footer, new_end = footer(io.BytesIO(new))
