@@ -32,7 +32,7 @@ from one_flows.registration.outcomes import (
     Outcome,
 )
 from one_flows.targets import DatasetType
-from one_flows.walk import link_problem, list_folder, walk
+from one_flows.walk import link_problem, walk
 
 __all__ = [
     "Classifier",
@@ -41,7 +41,6 @@ __all__ = [
     "glob_matches",
     "name_problem",
     "relative_files",
-    "scan_files",
     "walk_session",
 ]
 
@@ -224,7 +223,11 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
 
 
 def glob_matches(rel_path: str, pattern: str) -> bool:
-    """Whether a POSIX path relative to a folder matches a glob ``pattern`` of `scan_files`."""
+    """Whether a POSIX path relative to a folder matches a glob ``pattern``.
+
+    The pattern uses pathlib's syntax: ``*``, ``?`` and ``[...]`` within one path element and
+    ``**`` for any number of folders (``**/create_me.flag``).
+    """
     states = {_pattern_parts(pattern)}
     for name in rel_path.split("/"):
         states = {rest for state in states for rest in _advance(state, name)}
@@ -236,38 +239,6 @@ def _pattern_parts(pattern: str) -> tuple[str, ...]:
     if not parts:
         raise ValueError(f"empty glob pattern {pattern!r}")
     return parts
-
-
-def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
-    """The files under ``root`` whose relative path matches a glob ``pattern``, sorted.
-
-    The pattern uses pathlib's syntax: ``*``, ``?`` and ``[...]`` within one path element and
-    ``**`` for any number of folders (``**/create_me.flag``). Folders are listed as every
-    walker lists them (`one_flows.walk`: hidden entries left out, symbolic links to folders not
-    followed) and pruned where the pattern cannot match below them.
-    """
-    parts = _pattern_parts(pattern)
-    root = Path(root)
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder")
-    return sorted(_scan(os.fspath(root), frozenset([parts])))
-
-
-def _scan(folder: str, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
-    """Files below ``folder`` matching any of the pattern remainders ``states``; folders that
-    cannot be listed are left out, with a warning."""
-    try:
-        listing = list_folder(folder)
-    except OSError as exc:
-        logger.warning("cannot list %s: %s", _escaped(folder), exc.strerror or exc)
-        return
-    for entry in listing.folders:
-        after = {rest for state in states for rest in _advance(state, entry.name)}
-        if deeper := frozenset(rest for rest in after if rest):
-            yield from _scan(entry.path, deeper)
-    for entry in (*listing.files, *listing.links):
-        if any(() in _advance(state, entry.name) for state in states):
-            yield Path(entry.path)
 
 
 def _advance(parts: tuple[str, ...], name: str) -> list[tuple[str, ...]]:
