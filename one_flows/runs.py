@@ -37,9 +37,9 @@ from one_flows.registration import (
     Outcome,
     RegistrationClient,
     SessionFailed,
-    SessionKey,
     SessionReport,
 )
+from one_flows.walk import SessionKey
 
 __all__ = [
     "FINE",

@@ -33,9 +33,9 @@ Which entries a walk takes: the symbolic-link policy
       by the readiness check (``hidden=True``), since copy tools write hidden files.
     - A folder that cannot be listed (no permission, a path longer than PATH_MAX) goes to the
       walk's ``on_unreadable``: registration fails that session alone, naming the folder and
-      the reason; the walks of a whole data root (the cache's, the flag scan's,
-      `one_flows.registration.scan_files`) leave it out with a warning; the cache build, which
-      cannot index a session it cannot list, stops with the error.
+      the reason; the walks of a whole data root (the cache's, the flag scan's) leave it out
+      with a warning; the cache build, which cannot index a session it cannot list, stops
+      with the error.
 """
 
 from __future__ import annotations

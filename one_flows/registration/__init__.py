@@ -8,15 +8,16 @@
 
 A script written for ONE-api's ``RegistrationClient(one)`` runs with only its import changed
 (``from one_flows.registration import RegistrationClient``): see `RegistrationClient`.
+
+The package exports the client, what it answers (`SessionReport`, `RegisteredFiles`,
+`FileOutcome`, `Outcome` and the skip reasons), its errors, the ledger it may be given and where
+digests are kept by default. The modules: ``client`` (the ONE-compatible facade), ``pipeline``
+(a file's way from candidate to outcome), ``ledger`` (what this machine registered, and the fast
+path it allows), ``files`` (which files are registrable), ``sessions`` (session folders and
+records), ``revisions``, ``outcomes`` and ``errors``.
 """
 
-from one_flows.registration.client import (
-    DEFAULT_BATCH_SIZE,
-    RegistrationClient,
-    default_digest_cache_path,
-    default_ledger_path,
-    default_lock_folder,
-)
+from one_flows.registration.client import RegistrationClient, default_digest_cache_path
 from one_flows.registration.errors import (
     MemberNotFound,
     RegistrationError,
@@ -25,8 +26,8 @@ from one_flows.registration.errors import (
     SessionFolderUnreadable,
     SubjectNotFound,
 )
-from one_flows.registration.files import DatasetTypeMatcher, FoundFiles, scan_files
-from one_flows.registration.ledger import LedgerFile, LedgerSession, RegistrationLedger
+from one_flows.registration.files import FoundFiles
+from one_flows.registration.ledger import RegistrationLedger
 from one_flows.registration.outcomes import (
     AMBIGUOUS_TYPE,
     LINK_LOOP,
@@ -41,13 +42,9 @@ from one_flows.registration.outcomes import (
     RegisteredFiles,
     SessionReport,
 )
-from one_flows.registration.revisions import next_revision, unprotected_rel_path
-from one_flows.registration.sessions import ensure_ISO8601, make_session_folder
-from one_flows.walk import SessionKey
 
 __all__ = [
     "AMBIGUOUS_TYPE",
-    "DEFAULT_BATCH_SIZE",
     "LINK_LOOP",
     "NOT_ALF",
     "NOT_IN_SESSION",
@@ -55,11 +52,8 @@ __all__ = [
     "NO_DATASET_TYPE",
     "PROTECTED",
     "UNKNOWN_EXTENSION",
-    "DatasetTypeMatcher",
     "FileOutcome",
     "FoundFiles",
-    "LedgerFile",
-    "LedgerSession",
     "MemberNotFound",
     "Outcome",
     "RegisteredFiles",
@@ -69,15 +63,7 @@ __all__ = [
     "RunFailed",
     "SessionFailed",
     "SessionFolderUnreadable",
-    "SessionKey",
     "SessionReport",
     "SubjectNotFound",
     "default_digest_cache_path",
-    "default_ledger_path",
-    "default_lock_folder",
-    "ensure_ISO8601",
-    "make_session_folder",
-    "next_revision",
-    "scan_files",
-    "unprotected_rel_path",
 ]

@@ -29,78 +29,68 @@ The methods have the names, arguments and meanings of ONE-api's
   unchanged since is reported without a request (``recheck=True`` asks the target anyway; see
   `one_flows.registration.ledger` for what the ledger cannot see).
 - Reference records (subjects, users) are looked up once per client, not once per session.
+- ``register_sessions`` keeps a slow server's workers busy: the sessions with the most files go
+  first, their files are hashed ahead while earlier sessions are sent, and the next sessions'
+  records are created meanwhile (see `RegistrationClient.register_sessions`).
+
+The file pipeline is in `one_flows.registration.pipeline`, the ledger's fast path in
+`one_flows.registration.ledger`; this module is the ONE-compatible facade over them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import stat
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from itertools import cycle, repeat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import requests
-
+from one_flows import flags
 from one_flows.alf import get_session_path, is_uuid_string
-from one_flows.alyx import AlyxClient, AlyxTransientError
-from one_flows.errors import is_outage
-from one_flows.hashing import ABOVE_MAX_MD5_SIZE, DigestCache, hash_files
-from one_flows.registration.errors import MemberNotFound, SubjectNotFound
+from one_flows.alyx import AlyxClient
+from one_flows.hashing import DigestCache
+from one_flows.registration.errors import (
+    MemberNotFound,
+    SessionFolderUnreadable,
+    SubjectNotFound,
+)
 from one_flows.registration.files import (
     Classifier,
     DatasetTypeMatcher,
     FoundFiles,
-    name_problem,
+    glob_matches,
     relative_files,
-    scan_files,
     walk_session,
 )
 from one_flows.registration.ledger import (
-    LedgerFile,
+    LedgerClassifier,
     LedgerSession,
     RegistrationLedger,
-    same_fields,
-    settled,
-    stat_identity,
+    remember,
+    report_from_ledger,
+    settled_stats,
 )
-from one_flows.registration.outcomes import (
-    AMBIGUOUS_TYPE,
-    NO_DATASET_TYPE,
-    NOT_ALF,
-    NOT_IN_SESSION,
-    PROTECTED,
-    UNKNOWN_EXTENSION,
-    FileOutcome,
-    Outcome,
-    RegisteredFiles,
-    SessionReport,
-    unchanged_record,
+from one_flows.registration.outcomes import FileOutcome, RegisteredFiles, SessionReport
+from one_flows.registration.pipeline import (
+    DEFAULT_BATCH_SIZE,
+    FileOptions,
+    FilePipeline,
+    HashAhead,
+    ProtectedMode,
+    check_options,
 )
-from one_flows.registration.revisions import unprotected_rel_path
 from one_flows.registration.sessions import (
     ensure_ISO8601,
     make_session_folder,
     session_changes,
     session_lock,
 )
-from one_flows.targets import (
-    AlyxTarget,
-    DatasetType,
-    FileBatch,
-    ProtectedDatasets,
-    RegisteredDataset,
-    RegistrationRefused,
-    RegistrationTarget,
-)
-from one_flows.walk import SessionKey, link_problem
+from one_flows.targets import AlyxTarget, DatasetType, RegisteredDataset, RegistrationTarget
+from one_flows.targets.base import preferred_session
+from one_flows.walk import SessionKey
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -112,17 +102,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 1000
-"""Files per ``register-file`` request; a session with more files is sent in several."""
-
-NO_HASH = f"{ABOVE_MAX_MD5_SIZE}: registered without a hash"
-CREATE_SETTLE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
-"""Seconds between look-ups for a session whose creation request timed out, before giving up."""
-ProtectedMode = Literal["revision", "fail"]
 LEDGER_FILE_NAME = "registrations.sqlite"
 LOCK_FOLDER_NAME = "session-locks"
-_CLASSIFIED = frozenset({NOT_ALF, UNKNOWN_EXTENSION, NO_DATASET_TYPE, AMBIGUOUS_TYPE})
-"""Skip reasons that depend only on a file's name and the target's dataset types."""
 
 
 def default_digest_cache_path() -> Path:
@@ -165,8 +146,10 @@ def _alyx_of(one: Any) -> AlyxClient:
     """The Alyx client of a ONE instance: ours as it is; ONE-api's (``one.alyx``, its
     ``AlyxClient``) rebuilt from its URL, logged-in user and token, without importing ONE-api.
 
-    Raises:
-        TypeError: ``one`` is not connected to an Alyx (or not a ONE instance at all).
+    Raises
+    ------
+    TypeError
+        ``one`` is not connected to an Alyx (or not a ONE instance at all).
     """
     alyx = getattr(one, "alyx", None)
     if isinstance(alyx, AlyxClient):
@@ -186,69 +169,35 @@ def _alyx_of(one: Any) -> AlyxClient:
     return AlyxClient(base_url, username=getattr(alyx, "user", None), token=token)
 
 
-@dataclass(slots=True)
-class _Candidate:
-    """A registrable file on its way to the target."""
-
-    index: int
-    path: Path
-    session: Path
-    rel_path: str
-    dataset_type: str
-    version: str | None
-    md5: str | None = None
-    size: int | None = None
-    moved_from: Path | None = None
-
-    def outcome(self, status: Outcome, reason: str | None = None, **extra: Any) -> FileOutcome:
-        if status is Outcome.CREATED and reason is None and self.md5 is None:
-            reason = NO_HASH
-        return FileOutcome(
-            path=self.path,
-            status=status,
-            reason=reason,
-            rel_path=self.rel_path,
-            dataset_type=self.dataset_type,
-            md5=self.md5,
-            size=self.size,
-            moved_from=self.moved_from,
-            **extra,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _FileOptions:
-    """The ``register_files`` arguments that apply to every batch."""
-
-    created_by: str | None
-    repository: str | None
-    exists: bool
-    server_only: bool
-    default: bool
-    protected: ProtectedMode
-    extra: dict[str, Any]
-
-
 class RegistrationClient:
     """Creates sessions and registers files into a registration target.
 
-    Args:
-        target: a `RegistrationTarget`; an `AlyxClient` (wrapped in an `AlyxTarget`); a ONE
-            instance connected to an Alyx, as ONE-api's ``RegistrationClient(one)`` takes it
-            (ONE-api's ``OneAlyx``, whose URL, user and token are used, or our
-            `one_flows.one.One`); None connects to the Alyx server configured in the
-            environment.
-        session_root: the folder ``create_new_session`` makes session folders in by default
-            (with a ONE instance, by default its ``cache_dir``, as ONE-api's).
-        digest_cache: a `DigestCache`, the path of one, True for `default_digest_cache_path()`
-            or False to hash every file every time.
-        max_workers: sessions registered at once by ``register_sessions`` and
-            ``create_sessions``.
-        hash_workers: threads hashing files (default: one per CPU).
-        batch_size: files per registration request.
-        ledger: a `RegistrationLedger`, the path of one, False for none, or True (the default)
-            for ``registrations.sqlite`` beside the digest cache's file (in memory with an
-            in-memory digest cache; none with ``digest_cache=False``).
+    Parameters
+    ----------
+    target : RegistrationTarget, AlyxClient, ONE instance or None
+        A `RegistrationTarget`; an `AlyxClient` (wrapped in an `AlyxTarget`); a ONE
+        instance connected to an Alyx, as ONE-api's ``RegistrationClient(one)`` takes it
+        (ONE-api's ``OneAlyx``, whose URL, user and token are used, or our
+        `one_flows.one.One`); None connects to the Alyx server configured in the
+        environment.
+    session_root : str or PathLike, optional
+        The folder ``create_new_session`` makes session folders in by default
+        (with a ONE instance, by default its ``cache_dir``, as ONE-api's).
+    digest_cache : DigestCache, str, PathLike or bool
+        A `DigestCache`, the path of one, True for `default_digest_cache_path()`
+        or False to hash every file every time.
+    max_workers : int
+        Sessions registered at once by ``create_sessions``; file batches sent at once by
+        ``register_sessions``, which gets as many sessions more ready meanwhile (their records
+        created, their files hashed).
+    hash_workers : int, optional
+        Threads hashing files (default: one per CPU).
+    batch_size : int
+        Files per registration request.
+    ledger : RegistrationLedger, str, PathLike or bool
+        A `RegistrationLedger`, the path of one, False for none, or True (the default)
+        for ``registrations.sqlite`` beside the digest cache's file (in memory with an
+        in-memory digest cache; none with ``digest_cache=False``).
     """
 
     def __init__(
@@ -285,7 +234,12 @@ class RegistrationClient:
         self._ledger: RegistrationLedger | None = None
         self._matcher: DatasetTypeMatcher | None = None
         self._known: dict[tuple[str, str], dict[str, Any]] = {}
+        self._asking: dict[tuple[str, str], threading.Lock] = {}
+        self._walked: dict[Path, FoundFiles] = {}
         self._lock = threading.Lock()
+        self._pipeline = FilePipeline(
+            self.target, self._dataset_type_matcher, self._digest_cache, hash_workers, batch_size
+        )
 
     def __repr__(self) -> str:
         return f"RegistrationClient({self.target!r})"
@@ -343,9 +297,12 @@ class RegistrationClient:
     def assert_exists(self, member: str | Iterable[str], endpoint: str) -> Any:
         """Return the record(s) of ``member`` (a name or several) in ``endpoint``.
 
-        Raises:
-            SubjectNotFound: an unknown subject (``endpoint="subjects"``).
-            MemberNotFound: any other unknown member.
+        Raises
+        ------
+        SubjectNotFound
+            an unknown subject (``endpoint="subjects"``).
+        MemberNotFound
+            any other unknown member.
         """
         if not isinstance(member, str):
             return [self.assert_exists(m, endpoint) for m in member]
@@ -358,10 +315,17 @@ class RegistrationClient:
         return record
 
     def _require(self, endpoint: str, member: str) -> dict[str, Any]:
-        """Like ``assert_exists``, answering from the records this client already found."""
+        """Like ``assert_exists``, answering from the records this client already found; of
+        several threads needing one record, one asks and the others wait for its answer."""
         with self._lock:
             record = self._known.get((endpoint, member))
-        return record if record is not None else self.assert_exists(member, endpoint)
+            asking = self._asking.setdefault((endpoint, member), threading.Lock())
+        if record is not None:
+            return record
+        with asking:
+            with self._lock:
+                record = self._known.get((endpoint, member))
+            return record if record is not None else self.assert_exists(member, endpoint)
 
     ensure_ISO8601 = staticmethod(ensure_ISO8601)
 
@@ -450,36 +414,24 @@ class RegistrationClient:
         in which the target created or found the session (as a flow's session step does), gives
         the record: it is not looked up again when no session field is given.
 
-        Raises:
-            ValueError, TypeError: a bad argument; nothing was sent.
-            SubjectNotFound, MemberNotFound: an unknown subject or user.
+        Raises
+        ------
+        ValueError, TypeError
+            a bad argument; nothing was sent.
+        SubjectNotFound, MemberNotFound
+            an unknown subject or user.
         """
-        key = SessionKey.from_path(ses_path)
-        file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
-        _check_file_options(
-            file_options.get("protected", "revision"), file_options.get("max_md5_size")
-        )
-        fields = session_changes(key, users, kwargs)
+        key, file_options, fields = _arguments(ses_path, users, kwargs)
         with_files = file_list is not False and file_list is not None
         ledger = self._registration_ledger()
         entry = None if ledger is None else ledger.session(self.target.label, key.path)
         if entry is not None and not recheck:
-            if file_list is True:
-                rel_paths = relative_files(key.path)
-            else:
-                listed = _listed(key, file_list) or []
-                rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
-            report = _report_from_ledger(
-                key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
-            )
-            held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
-            if report is not None and self.target.holds(entry.eid, held):
-                report.with_files = with_files
-                logger.info("%s", report.summary())
-                return report
+            vouched = self._vouched(key, entry, fields, file_list, file_options)
+            if vouched is not None:
+                return vouched
         trusted = None if recheck else entry
-        classifier = _Classifier(self._dataset_type_matcher, trusted)
-        files = self._session_files(key, file_list, classifier)
+        classifier = LedgerClassifier(self._dataset_type_matcher, trusted)
+        files = self._session_files(key, file_list, classifier, reuse=trusted is None)
         if trusted is None:
             self._require("subjects", key.subject)
         for user in fields.get("users", ()):
@@ -499,7 +451,7 @@ class RegistrationClient:
         if files is not None:
             paths, skipped = files
             if ledger is not None:
-                stats = _settled_stats(paths)
+                stats = settled_stats(paths)
             known = [] if created else self.target.session_datasets(session["id"])
             registered = self._register(
                 paths, known={key.path: known}, classifier=classifier, **file_options
@@ -510,9 +462,42 @@ class RegistrationClient:
                 report.deleted = self._gone(key, session["id"], known, present, file_options)
             logger.info("%s", report.summary())
         if ledger is not None:
-            self._remember(
-                ledger, key, report, fields, entry, stats, file_list is True, file_options
+            remember(
+                ledger,
+                self.target.label,
+                key,
+                report,
+                fields,
+                entry,
+                stats,
+                whole_folder=file_list is True,
+                repository=file_options.get("repository"),
             )
+        return report
+
+    def _vouched(
+        self,
+        key: SessionKey,
+        entry: LedgerSession,
+        fields: dict[str, Any],
+        file_list: bool | Iterable[str | os.PathLike[str]],
+        file_options: dict[str, Any],
+    ) -> SessionReport | None:
+        """The report of a session the ledger vouches for (see `report_from_ledger`) and the
+        target does not contradict, without a request; None when it does not."""
+        if file_list is True:
+            rel_paths = relative_files(key.path)
+        else:
+            listed = _listed(key, file_list) or []
+            rel_paths = [p.relative_to(key.path).as_posix() for p in listed]
+        report = report_from_ledger(
+            key, entry, fields, rel_paths, file_options, whole_folder=file_list is True
+        )
+        held = [o.dataset["id"] for o in report.files if o.dataset] if report else []
+        if report is None or not self.target.holds(entry.eid, held):
+            return None
+        report.with_files = file_list is not False and file_list is not None
+        logger.info("%s", report.summary())
         return report
 
     def _session_files(
@@ -520,55 +505,19 @@ class RegistrationClient:
         key: SessionKey,
         file_list: bool | Iterable[str | os.PathLike[str]],
         classifier: Classifier,
+        *,
+        reuse: bool,
     ) -> tuple[list[Path], list[FileOutcome]] | None:
-        """The files to register and those skipped, or None for no file registration."""
+        """The files to register and those skipped, or None for no file registration; with
+        ``reuse``, those ``register_sessions`` found for the folder, if it did."""
         if file_list is True:
-            found = walk_session(key.path, classifier)
+            with self._lock:
+                found = self._walked.pop(key.path, None) if reuse else None
+            if found is None:
+                found = walk_session(key.path, classifier)
             return list(found), found.skipped
         paths = _listed(key, file_list)
         return None if paths is None else (paths, [])
-
-    def _remember(
-        self,
-        ledger: RegistrationLedger,
-        key: SessionKey,
-        report: SessionReport,
-        fields: dict[str, Any],
-        entry: LedgerSession | None,
-        stats: dict[Path, os.stat_result],
-        whole_folder: bool,
-        file_options: dict[str, Any],
-    ) -> None:
-        """Record in the ledger what the target confirmed of a session's registration."""
-        assert report.session is not None and report.eid is not None
-        same = entry is not None and entry.eid == report.eid
-        kept_fields = fields or (entry.fields if entry is not None and same else None)
-        record = dict(report.session)
-        if record.get("data_dataset_session_related"):
-            record["data_dataset_session_related"] = []  # kept small: the file rows say it
-        updated = LedgerSession(report.eid, record, kept_fields)
-        covered: set[str] = set()
-        for outcome in report.files:
-            if outcome.rel_path is None or name_problem(outcome.rel_path) is not None:
-                continue
-            covered.add(outcome.rel_path)
-            if outcome.moved_from is not None:
-                covered.add(outcome.moved_from.relative_to(key.path).as_posix())
-            if outcome.status in (Outcome.CREATED, Outcome.UNCHANGED):
-                previous = entry.files.get(outcome.rel_path) if entry and same else None
-                st = stats.get(outcome.moved_from or outcome.path)
-                row = _ledger_file(outcome, st, file_options.get("repository"), previous)
-                if row is not None:
-                    updated.files[row.rel_path] = row
-            elif outcome.status is Outcome.SKIPPED and outcome.reason in _CLASSIFIED:
-                updated.skipped[outcome.rel_path] = outcome.reason
-        try:
-            ledger.record(
-                self.target.label, key.path, updated, covered if same and not whole_folder else None
-            )
-        except sqlite3.Error as exc:
-            # The target holds the registration; the next run only asks it again.
-            logger.warning("%s: registered, but not recorded in %r: %s", key.path, ledger, exc)
 
     def _gone(
         self,
@@ -616,7 +565,7 @@ class RegistrationClient:
                 created = self._create(key, fields)
                 # Another machine may have created it meanwhile: no lock reaches there.
                 existing = self._find(key) or [created]
-        session = _first(existing)
+        session = preferred_session(existing)
         duplicates = sorted(r["id"] for r in existing if r["id"] != session["id"])
         if duplicates:
             logger.warning(
@@ -638,7 +587,7 @@ class RegistrationClient:
         return self.target.find_sessions(key.subject, key.date, int(key.number))
 
     def _create(self, key: SessionKey, fields: dict[str, Any]) -> dict[str, Any]:
-        """Create the session's record (or find the one a timed-out request created)."""
+        """Create the session's record."""
         fields = dict(fields)
         record: dict[str, Any] = {
             "subject": key.subject,
@@ -651,54 +600,136 @@ class RegistrationClient:
         if not record["users"]:
             del record["users"]  # the target's default: the requesting user
         record.setdefault("start_time", ensure_ISO8601(key.date))
-        try:
-            return self.target.create_session(record)
-        except AlyxTransientError as exc:
-            if not isinstance(exc.__cause__, requests.Timeout):
-                raise
-            # The server may still be creating it: a retry that looked now would post another.
-            session = self._await_created(key)
-            if session is None:
-                raise
-            return session
-
-    def _await_created(self, key: SessionKey) -> dict[str, Any] | None:
-        """The record of a session whose creation timed out, once the server shows it."""
-        for wait in CREATE_SETTLE_WAITS:
-            time.sleep(wait)
-            try:
-                found = self._find(key)
-            except AlyxTransientError:
-                continue
-            if found:
-                session = _first(found)
-                logger.info("%s: the timed-out request created %s", key.relative, session["id"])
-                return session
-        return None
+        return self.target.create_session(record)
 
     def register_sessions(
         self, session_paths: Iterable[str | os.PathLike[str]], **kwargs: Any
     ) -> list[SessionReport]:
-        """Register several session folders in parallel (``max_workers`` at once).
+        """Register several session folders in parallel.
 
         Each gets a `SessionReport`, in input order; a session that raised has ``error`` set,
         and the others go on. Keyword arguments are those of ``register_session``.
+
+        Sessions the ledger vouches for are answered first, without a request. The others go
+        most files first, so that the last to finish are short: at most ``max_workers`` send
+        files at once, while as many more get ready (their records looked up and created), so
+        that a server's workers go from one session's files to the next without waiting. With
+        a digest cache, their files are hashed ahead, one session after another in that order
+        (`HashAhead`), while the sessions before are being created and sent: a session's
+        requests wait for its own hashing only, never for the others'.
         """
         paths = [Path(p) for p in session_paths]
+        # Sessions the ledger vouches for are answered here: no request, nothing to overlap.
+        passed = [self._ledger_pass(p, kwargs) for p in paths]
+        reports = {i: r for i, r in enumerate(passed) if isinstance(r, SessionReport)}
+        unheld = [key if isinstance(key, SessionKey) else None for key in passed]
+        subjects = list(dict.fromkeys(key.subject for key in unheld if key is not None))
+        looking_up = threading.Thread(
+            target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
+        )
+        if subjects:
+            looking_up.start()
+        files = self._walk_ahead(unheld)
+        order = sorted(
+            (i for i in range(len(paths)) if i not in reports), key=lambda i: -len(files[i] or ())
+        )
+        ahead = self._hash_ahead(
+            [(found.session_path, list(found)) for i in order if (found := files[i])],
+            kwargs.get("max_md5_size"),
+        )
 
-        def one(path: Path) -> SessionReport:
+        def one(i: int) -> SessionReport:
             try:
-                return self.register_session(path, **kwargs)
+                return self.register_session(paths[i], **kwargs)
             except Exception as exc:
-                logger.error("%s: registration failed: %s", path, exc)
-                return SessionReport(path, error=exc)
+                logger.error("%s: registration failed: %s", paths[i], exc)
+                return SessionReport(paths[i], error=exc)
 
-        return self._parallel(one, paths)
+        # As many sessions as send files at once get their records and hashes ready meanwhile.
+        self._pipeline.sending = threading.Semaphore(self.max_workers)
+        try:
+            done = self._parallel(one, order, 2 * self.max_workers)
+            reports.update(zip(order, done, strict=True))
+        finally:
+            if subjects:
+                looking_up.join()
+            with self._lock:
+                self._walked.clear()
+            self._pipeline.sending = None
+            if ahead is not None:
+                self._pipeline.ahead = None
+                ahead.stop()
+        return [reports[i] for i in range(len(paths))]
 
-    def _parallel(self, work: Any, items: list[Any]) -> list[Any]:
+    def _look_up_ahead(self, subjects: list[str]) -> None:
+        """Read the data formats and the subjects' records while the folders are walked."""
+        try:
+            self.target.file_extensions()
+            for subject in subjects:
+                self._require("subjects", subject)
+        except Exception as exc:  # each session that needs it asks again, and reports
+            logger.debug("reference records not read ahead: %s", exc)
+
+    def _ledger_pass(self, path: Path, kwargs: dict[str, Any]) -> SessionReport | SessionKey | None:
+        """What the ledger says of ``register_session(path, **kwargs)`` before it runs: its
+        report, when the ledger vouches for the session; the session's key, when it will be
+        registered as a whole folder and the ledger does not hold it (its files can be found
+        and hashed ahead); None otherwise, or for bad arguments (which ``register_session``
+        reports)."""
+        ledger = self._registration_ledger()
+        file_list = kwargs.get("file_list", True)
+        try:
+            key, file_options, fields = _arguments(
+                path, kwargs.get("users"), _session_kwargs(kwargs)
+            )
+            entry = None if ledger is None else ledger.session(self.target.label, key.path)
+            if entry is None or kwargs.get("recheck"):
+                return key if file_list is True else None
+            return self._vouched(key, entry, fields, file_list, file_options)
+        except Exception:  # register_session meets it again and says what it is
+            return None
+
+    def _walk_ahead(self, keys: list[SessionKey | None]) -> list[FoundFiles | None]:
+        """The files ``register_session`` will find in these session folders, kept for it;
+        None for no key, or a folder that cannot be walked. Nothing is walked when the target's
+        dataset types cannot be read: each session then meets the cause and reports it."""
+        if not any(keys):
+            return [None] * len(keys)
+        try:
+            matcher = self._dataset_type_matcher()
+        except Exception:
+            return [None] * len(keys)
+        found: list[FoundFiles | None] = []
+        for key in keys:
+            try:
+                found.append(None if key is None else walk_session(key.path, matcher))
+            except (OSError, SessionFolderUnreadable):
+                found.append(None)
+        with self._lock:
+            self._walked.update(
+                (key.path, files) for key, files in zip(keys, found, strict=True) if key and files
+            )
+        return found
+
+    def _hash_ahead(
+        self, sessions: list[tuple[Path, list[Path]]], max_md5_size: Any
+    ) -> HashAhead | None:
+        """Start hashing ``sessions`` ahead of this client's pipeline, with a digest cache."""
+        cache = self._digest_cache()
+        if cache is None or len(sessions) < 2 or self.max_workers == 1:
+            return None
+        try:
+            check_options("revision", max_md5_size)
+        except ValueError:
+            return None  # each session reports it
+        ahead = HashAhead(sessions, cache, self.hash_workers, max_md5_size)
+        self._pipeline.ahead = ahead
+        return ahead
+
+    def _parallel(self, work: Any, items: list[Any], workers: int | None = None) -> list[Any]:
         if len(items) <= 1 or self.max_workers == 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="register") as pool:
+        with ThreadPoolExecutor(workers or self.max_workers, thread_name_prefix="register") as pool:
             return list(pool.map(work, items))
 
     def create_sessions(
@@ -710,26 +741,39 @@ class RegistrationClient:
     ) -> tuple[list[Path], list[SessionReport]]:
         """Register the session of every flag file found under ``root_data_folder``.
 
-        A flag's folder is the session folder. ``register_files`` also registers the files in
-        it. A flag is removed once its session is registered, and kept when that failed.
-        Returns the session folders and, unless ``dry``, a `SessionReport` for each, in the
-        same order; a failed session has ``error`` set and does not stop the others.
+        The last element of ``glob_pattern`` names the flag (a name ending in ``.flag``), and
+        the flags are those of `one_flows.flags` (`flags.find_flags`: pending flags in session
+        folders; a flag elsewhere is logged and left alone) whose path under the root matches
+        the whole pattern. A flag's folder is the session folder. ``register_files`` also
+        registers the files in it. A flag is claimed while its session is registered, removed
+        once it is, and put back (with the reason) when that failed. Returns the session
+        folders and, unless ``dry``, a `SessionReport` for each, in the same order; a failed
+        session has ``error`` set and does not stop the others.
         """
-        flags: dict[Path, list[Path]] = {}
-        for flag in scan_files(root_data_folder, glob_pattern):
-            flags.setdefault(flag.parent, []).append(flag)
-        sessions = list(flags)
+        root = Path(root_data_folder)
+        name = Path(glob_pattern).name
+        found = {
+            flag.session_path: flag
+            for flag in flags.find_flags(root, names=[name], states=[flags.FlagState.PENDING])
+            if glob_matches(flag.path.relative_to(root).as_posix(), glob_pattern)
+        }
+        sessions = sorted(found)
         if dry:
             return sessions, []
+        run_id = f"create-sessions-{uuid.uuid4().hex}"
 
         def one(path: Path) -> SessionReport:
+            claim = flags.claim(found[path], run_id)
+            if claim is None:
+                error = flags.ClaimLost(found[path].path, "claimed by another run meanwhile")
+                return SessionReport(path, error=error)
             try:
                 report = self.register_session(path, file_list=register_files)
             except Exception as exc:
                 logger.error("%s: session not created: %s", path, exc)
+                flags.release(claim, f"session not created: {exc}")
                 return SessionReport(path, error=exc)
-            for flag in flags[path]:
-                flag.unlink(missing_ok=True)
+            flags.complete(claim)
             return report
 
         return sessions, self._parallel(one, sessions)
@@ -811,9 +855,11 @@ class RegistrationClient:
         default: bool = True,
         protected: ProtectedMode = "revision",
         **extra: Any,
-    ) -> Any:
-        _check_file_options(protected, max_md5_size)
-        options = _FileOptions(
+    ) -> list[FileOutcome] | list[dict[str, Any]]:
+        """The file pipeline's outcomes (request bodies with ``dry``) for ``register_files``'
+        arguments."""
+        check_options(protected, max_md5_size)
+        options = FileOptions(
             created_by=created_by or self.target.user,
             repository=repository,
             exists=exists,
@@ -822,188 +868,18 @@ class RegistrationClient:
             protected=protected,
             extra=extra,
         )
-        outcomes: list[FileOutcome | None] = [None] * len(paths)
-        candidates = self._candidates(paths, versions, outcomes, classifier)
-        self._hash(candidates, max_md5_size, outcomes)
-        by_session: dict[Path, list[_Candidate]] = {}
-        for c in candidates:
-            if outcomes[c.index] is None:
-                by_session.setdefault(c.session, []).append(c)
-        payloads = []
-        for session, files in by_session.items():
-            key = SessionKey.from_path(session)
-            if known is not None and session in known:
-                files = self._drop_unchanged(files, known[session], repository, outcomes)
-            for start in range(0, len(files), self.batch_size):
-                chunk = files[start : start + self.batch_size]
-                batch = _batch(key, chunk, options)
-                if dry:
-                    payloads.append(batch.payload())
-                    continue
-                for outcome, c in zip(self._send(batch, chunk, options), chunk, strict=True):
-                    outcomes[c.index] = outcome
         if dry:
-            return payloads
-        return outcomes
-
-    def _candidates(
-        self,
-        paths: list[Path],
-        versions: str | Iterable[str | None] | None,
-        outcomes: list[FileOutcome | None],
-        classifier: Classifier | None = None,
-    ) -> list[_Candidate]:
-        """The registrable files; the others get their skipped outcome in ``outcomes``."""
-        matcher = classifier or self._dataset_type_matcher()
-        candidates = []
-        for index, (path, version) in enumerate(zip(paths, _versions(versions), strict=False)):
-            session = get_session_path(path)
-            if session is None:
-                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, NOT_IN_SESSION)
-                continue
-            session = Path(session)
-            rel_path = path.relative_to(session).as_posix()
-            problem = name_problem(rel_path) or link_problem(path, session)
-            if problem is not None:
-                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, problem, rel_path=rel_path)
-                continue
-            dataset_type, reason, _ = matcher.classify(rel_path)
-            if dataset_type is None:
-                outcomes[index] = FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path)
-                continue
-            candidates.append(_Candidate(index, path, session, rel_path, dataset_type, version))
-        return candidates
-
-    def _hash(
-        self,
-        candidates: list[_Candidate],
-        max_md5_size: int | None,
-        outcomes: list[FileOutcome | None],
-    ) -> None:
-        """Fill in sizes and md5s; files that cannot be hashed get their skipped outcome.
-
-        As in ONE-api, files of ``max_md5_size`` bytes or more are not hashed but registered.
-        """
-        hashes = hash_files(
-            [c.path for c in candidates],
-            workers=self.hash_workers,
-            max_md5_size=max_md5_size,
-            cache=self._digest_cache(),
-        )
-        for c, result in zip(candidates, hashes, strict=True):
-            c.size, c.md5 = result.size, result.md5
-            if not result.ok and result.reason != ABOVE_MAX_MD5_SIZE:
-                outcomes[c.index] = c.outcome(Outcome.SKIPPED, result.reason)
-
-    @staticmethod
-    def _drop_unchanged(
-        files: list[_Candidate],
-        registered: list[RegisteredDataset],
-        repository: str | None,
-        outcomes: list[FileOutcome | None],
-    ) -> list[_Candidate]:
-        """The files the target does not hold yet as they are; the others are ``unchanged``."""
-        by_path = {d.rel_path: d for d in registered}
-        remaining = []
-        for c in files:
-            held = by_path.get(c.rel_path)
-            same = (
-                held is not None
-                and held.exists
-                and held.file_size == c.size
-                and (c.md5 is None or held.hash == c.md5)
-                and (repository is None or repository in held.repositories)
+            return self._pipeline.payloads(
+                paths, options, versions=versions, max_md5_size=max_md5_size
             )
-            if same:
-                dataset = unchanged_record(held.id, c.rel_path, c.dataset_type, c.size)
-                outcomes[c.index] = c.outcome(Outcome.UNCHANGED, dataset=dataset)
-            else:
-                remaining.append(c)
-        return remaining
-
-    def _send(
-        self, batch: FileBatch, files: list[_Candidate], options: _FileOptions
-    ) -> list[FileOutcome]:
-        """Register one batch; every file gets an outcome, whatever the target answers."""
-        try:
-            records = self.target.register_files(batch)
-        except ProtectedDatasets as exc:
-            return self._resolve_protected(batch, files, exc.details, options)
-        except RegistrationRefused as exc:
-            return self._isolate_refusal(batch, files, exc, options)
-        return [
-            c.outcome(Outcome.CREATED, dataset=record)
-            for c, record in zip(files, records, strict=True)
-        ]
-
-    def _isolate_refusal(
-        self,
-        batch: FileBatch,
-        files: list[_Candidate],
-        exc: RegistrationRefused,
-        options: _FileOptions,
-    ) -> list[FileOutcome]:
-        """Fail the files a refusal names, and send the rest again.
-
-        Alyx answers 500 for a whole batch when one file has no dataset type, naming the file
-        (and registers the files before it). A 4xx, or a refusal that names no file of the
-        batch, concerns the request as a whole: every file fails with it, unless the refusal
-        came from an outage (a 5xx that names no file: the server's failure, raised).
-        """
-        reason = str(exc)
-        named = [
-            i for i, name in enumerate(batch.filenames) if f'"{name.rpartition("/")[2]}"' in reason
-        ]
-        cause = exc.__cause__
-        if not named and cause is not None and is_outage(cause):
-            raise cause
-        if (exc.status is not None and exc.status < 500) or not named:
-            return [c.outcome(Outcome.FAILED, reason) for c in files]
-        outcomes: list[FileOutcome | None] = [None] * len(files)
-        for i in named:
-            outcomes[i] = files[i].outcome(Outcome.FAILED, reason)
-        rest = [i for i in range(len(files)) if outcomes[i] is None]
-        if rest:
-            retried = self._send(batch.subset(rest), [files[i] for i in rest], options)
-            for i, outcome in zip(rest, retried, strict=True):
-                outcomes[i] = outcome
-        return [o for o in outcomes if o is not None]
-
-    def _resolve_protected(
-        self,
-        batch: FileBatch,
-        files: list[_Candidate],
-        details: dict[str, list[tuple[str, bool]]],
-        options: _FileOptions,
-    ) -> list[FileOutcome]:
-        """Handle the target's refusal to overwrite protected datasets (see ``register_files``)."""
-        outcomes: list[FileOutcome | None] = [None] * len(files)
-        keep: list[int] = []
-        names: list[str] = []
-        for i, (c, name) in enumerate(zip(files, batch.filenames, strict=True)):
-            revisions = details.get(name, [])
-            if options.protected == "fail":
-                if any(is_protected for _, is_protected in revisions):
-                    outcomes[i] = c.outcome(Outcome.FAILED, PROTECTED)
-                    continue
-                new_name = name
-            else:
-                new_name = unprotected_rel_path(name, revisions)
-            if new_name != name:
-                problem = _move(c, new_name)
-                if problem is not None:
-                    outcomes[i] = c.outcome(Outcome.FAILED, f"{PROTECTED}: {problem}")
-                    continue
-            keep.append(i)
-            names.append(new_name)
-        if keep:
-            # As ONE-api: the new revisions are free, so the server need not check again.
-            retry = batch.subset(keep, filenames=names, check_protected=options.protected == "fail")
-            for i, outcome in zip(
-                keep, self._send(retry, [files[i] for i in keep], options), strict=True
-            ):
-                outcomes[i] = outcome
-        return [o for o in outcomes if o is not None]
+        return self._pipeline.register(
+            paths,
+            options,
+            versions=versions,
+            max_md5_size=max_md5_size,
+            classifier=classifier,
+            known=known,
+        )
 
     # -- animal care ------------------------------------------------------------------------
 
@@ -1070,7 +946,7 @@ class RegistrationClient:
             eid = str(session)
         else:
             found = self._find(SessionKey.from_path(session))
-            eid = _first(found)["id"] if found else ""
+            eid = preferred_session(found)["id"] if found else ""
         if not is_uuid_string(eid):
             raise ValueError(f"no session id found for {session!r}")
         return eid
@@ -1089,55 +965,28 @@ _FILE_OPTION_NAMES = (
 """The keyword arguments of ``register_session`` that are ``register_files``' options."""
 
 
-def _first(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The record that registration uses among several of one session: the latest start time,
-    then the smallest id, so that every machine picks the same one."""
-    by_id = sorted(records, key=lambda r: r["id"])
-    return max(by_id, key=lambda r: str(r.get("start_time") or ""))
+def _arguments(
+    ses_path: str | os.PathLike[str], users: str | Iterable[str] | None, kwargs: dict[str, Any]
+) -> tuple[SessionKey, dict[str, Any], dict[str, Any]]:
+    """The session key, ``register_files``' options and the session fields of
+    ``register_session``'s arguments; the options are taken out of ``kwargs``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument.
+    """
+    key = SessionKey.from_path(ses_path)
+    file_options = {name: kwargs.pop(name) for name in _FILE_OPTION_NAMES if name in kwargs}
+    check_options(file_options.get("protected", "revision"), file_options.get("max_md5_size"))
+    return key, file_options, session_changes(key, users, kwargs)
 
 
-def _versions(versions: str | Iterable[str | None] | None) -> Iterator[str | None]:
-    if versions is None or isinstance(versions, str):
-        return repeat(versions)
-    return cycle(list(versions) or [None])
-
-
-def _batch(key: SessionKey, files: list[_Candidate], options: _FileOptions) -> FileBatch:
-    return FileBatch(
-        session_path=key.relative,
-        filenames=[c.rel_path for c in files],
-        hashes=[c.md5 for c in files],
-        sizes=[c.size for c in files],
-        versions=[c.version for c in files],
-        lab=key.lab,
-        created_by=options.created_by,
-        repository=options.repository,
-        exists=options.exists,
-        server_only=options.server_only,
-        default=options.default,
-        extra=dict(options.extra),
-    )
-
-
-def _move(c: _Candidate, new_rel_path: str) -> str | None:
-    """Move a file within its session to ``new_rel_path``; returns a problem, or None."""
-    target = c.session / new_rel_path
-    if target.exists():
-        return f"cannot move it to {new_rel_path}: a file is there already"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(c.path, target)
-    logger.info("moved %s to %s: its dataset is protected", c.path, target)
-    c.moved_from, c.path, c.rel_path = c.path, target, new_rel_path
-    return None
-
-
-def _check_file_options(protected: Any, max_md5_size: Any) -> None:
-    if protected not in ("revision", "fail"):
-        raise ValueError(f'protected must be "revision" or "fail", not {protected!r}')
-    if max_md5_size is not None and (
-        isinstance(max_md5_size, bool) or not isinstance(max_md5_size, int) or max_md5_size < 0
-    ):
-        raise ValueError(f"max_md5_size must be a non-negative integer, not {max_md5_size!r}")
+def _session_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``register_session``'s keyword arguments among those of ``register_sessions``, without
+    those it names."""
+    named = {"users", "file_list", "recheck", "record_from"}
+    return {name: value for name, value in kwargs.items() if name not in named}
 
 
 def _listed(
@@ -1151,118 +1000,3 @@ def _listed(
     if outside:
         raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
     return paths
-
-
-class _Classifier:
-    """Classifies files as the ledger recorded them; the target's dataset types (read on first
-    need) decide only for files the ledger does not know."""
-
-    def __init__(
-        self, matcher: Callable[[], DatasetTypeMatcher], entry: LedgerSession | None
-    ) -> None:
-        self._matcher = matcher
-        self._entry = entry
-
-    def classify(self, rel_path: str) -> tuple[str | None, str | None, list[str]]:
-        if self._entry is not None:
-            if (known := self._entry.files.get(rel_path)) is not None:
-                return known.dataset_type, None, [known.dataset_type]
-            if (reason := self._entry.skipped.get(rel_path)) is not None:
-                return None, reason, []
-        return self._matcher().classify(rel_path)
-
-
-def _report_from_ledger(
-    key: SessionKey,
-    entry: LedgerSession,
-    fields: dict[str, Any],
-    rel_paths: list[str],
-    file_options: dict[str, Any],
-    *,
-    whole_folder: bool,
-) -> SessionReport | None:
-    """The report of a session the ledger shows as registered as it is, or None when it does
-    not (a new, changed or unknown file, a registered file gone from the whole folder, or
-    session fields not sent from here before)."""
-    if fields and not same_fields(fields, entry.fields):
-        return None
-    if whole_folder and not entry.files.keys() <= set(rel_paths):
-        return None
-    repository, max_md5_size = file_options.get("repository"), file_options.get("max_md5_size")
-    folder = os.fspath(key.path)
-    outcomes = []
-    for rel_path in sorted(rel_paths, key=lambda rel: rel.split("/")):
-        path = key.path / rel_path
-        if (reason := entry.skipped.get(rel_path)) is not None:
-            outcomes.append(FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path))
-            continue
-        known = entry.files.get(rel_path)
-        try:
-            st = os.stat(f"{folder}/{rel_path}", follow_symlinks=False)
-        except OSError:
-            return None
-        # Symbolic links are left to registration, which checks where they lead.
-        if (
-            stat.S_ISLNK(st.st_mode)
-            or known is None
-            or not known.matches(st, repository, max_md5_size)
-        ):
-            return None
-        outcomes.append(
-            FileOutcome(
-                path,
-                Outcome.UNCHANGED,
-                rel_path=rel_path,
-                dataset_type=known.dataset_type,
-                md5=known.md5,
-                size=known.identity[0],
-                dataset=unchanged_record(
-                    known.dataset_id, rel_path, known.dataset_type, known.identity[0]
-                ),
-            )
-        )
-    return SessionReport(key.path, entry.record, False, outcomes, from_ledger=True)
-
-
-def _settled_stats(paths: list[Path]) -> dict[Path, os.stat_result]:
-    """The stats of the files whose stat identifies their content (see `ledger.settled`)."""
-    now = time.time_ns()
-    stats = {}
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if settled(st, now):
-            stats[path] = st
-    return stats
-
-
-def _ledger_file(
-    outcome: FileOutcome,
-    st: os.stat_result | None,
-    repository: str | None,
-    previous: LedgerFile | None,
-) -> LedgerFile | None:
-    """The ledger row of a file the target holds, or None when its stat was not taken before
-    hashing, or does not match what was hashed."""
-    dataset_id = (outcome.dataset or {}).get("id")
-    if st is None or dataset_id is None or outcome.rel_path is None or outcome.dataset_type is None:
-        return None
-    if st.st_size != outcome.size:
-        return None
-    repositories = frozenset([repository] if repository else [])
-    if (
-        previous is not None
-        and previous.identity == stat_identity(st)
-        and previous.md5 == outcome.md5
-    ):
-        repositories |= previous.repositories
-    return LedgerFile(
-        outcome.rel_path,
-        outcome.dataset_type,
-        stat_identity(st),
-        outcome.md5,
-        dataset_id,
-        repositories,
-    )

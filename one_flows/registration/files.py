@@ -32,16 +32,15 @@ from one_flows.registration.outcomes import (
     Outcome,
 )
 from one_flows.targets import DatasetType
-from one_flows.walk import link_problem, list_folder, walk
+from one_flows.walk import link_problem, walk
 
 __all__ = [
     "Classifier",
     "DatasetTypeMatcher",
     "FoundFiles",
+    "glob_matches",
     "name_problem",
     "relative_files",
-    "scan_files",
-    "session_files",
     "walk_session",
 ]
 
@@ -143,20 +142,19 @@ class FoundFiles:
         return self._skipped_for(AMBIGUOUS_TYPE)
 
 
-def session_files(session_path: Path) -> list[Path]:
-    """Every file under a session folder, sorted; hidden files and folders, and flag files in
-    any state (some are valid ALF names, such as ``create_me.flag.done``), are ignored.
-    Symbolic links are listed, except those leading to a folder (never followed).
-
-    Raises:
-        NotADirectoryError: ``session_path`` is not a folder.
-        SessionFolderUnreadable: a folder in it cannot be listed.
-    """
-    return [session_path / rel_path for rel_path in relative_files(session_path)]
-
-
 def relative_files(session_path: Path) -> list[str]:
-    """The files of ``session_files``, in its order, as POSIX paths relative to the folder."""
+    """Every file under a session folder, as POSIX paths relative to it, sorted by path
+    element; hidden files and folders, and flag files in any state (some are valid ALF names,
+    such as ``create_me.flag.done``), are ignored. Symbolic links are listed, except those
+    leading to a folder (never followed).
+
+    Raises
+    ------
+    NotADirectoryError
+        ``session_path`` is not a folder.
+    SessionFolderUnreadable
+        a folder in it cannot be listed.
+    """
     if not session_path.is_dir():
         raise NotADirectoryError(f"{session_path} is not a folder")
     rel_paths = []
@@ -197,8 +195,10 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
     that are broken, loop or lead out of the session folder (never read), files whose path is
     longer than the system allows, and names that are not valid UTF-8.
 
-    Raises:
-        SessionFolderUnreadable: a folder in the session cannot be listed.
+    Raises
+    ------
+    SessionFolderUnreadable
+        a folder in the session cannot be listed.
     """
     found = FoundFiles(session_path)
     for rel_path in relative_files(session_path):
@@ -222,38 +222,23 @@ def walk_session(session_path: Path, matcher: Classifier) -> FoundFiles:
     return found
 
 
-def scan_files(root: str | os.PathLike[str], pattern: str) -> list[Path]:
-    """The files under ``root`` whose relative path matches a glob ``pattern``, sorted.
+def glob_matches(rel_path: str, pattern: str) -> bool:
+    """Whether a POSIX path relative to a folder matches a glob ``pattern``.
 
     The pattern uses pathlib's syntax: ``*``, ``?`` and ``[...]`` within one path element and
-    ``**`` for any number of folders (``**/create_me.flag``). Folders are listed as every
-    walker lists them (`one_flows.walk`: hidden entries left out, symbolic links to folders not
-    followed) and pruned where the pattern cannot match below them.
+    ``**`` for any number of folders (``**/create_me.flag``).
     """
+    states = {_pattern_parts(pattern)}
+    for name in rel_path.split("/"):
+        states = {rest for state in states for rest in _advance(state, name)}
+    return () in states
+
+
+def _pattern_parts(pattern: str) -> tuple[str, ...]:
     parts = tuple(p for p in Path(pattern).as_posix().split("/") if p not in ("", "."))
     if not parts:
         raise ValueError(f"empty glob pattern {pattern!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder")
-    return sorted(_scan(os.fspath(root), frozenset([parts])))
-
-
-def _scan(folder: str, states: frozenset[tuple[str, ...]]) -> Iterator[Path]:
-    """Files below ``folder`` matching any of the pattern remainders ``states``; folders that
-    cannot be listed are left out, with a warning."""
-    try:
-        listing = list_folder(folder)
-    except OSError as exc:
-        logger.warning("cannot list %s: %s", _escaped(folder), exc.strerror or exc)
-        return
-    for entry in listing.folders:
-        after = {rest for state in states for rest in _advance(state, entry.name)}
-        if deeper := frozenset(rest for rest in after if rest):
-            yield from _scan(entry.path, deeper)
-    for entry in (*listing.files, *listing.links):
-        if any(() in _advance(state, entry.name) for state in states):
-            yield Path(entry.path)
+    return parts
 
 
 def _advance(parts: tuple[str, ...], name: str) -> list[tuple[str, ...]]:

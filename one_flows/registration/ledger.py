@@ -34,22 +34,49 @@ A target that can check without a request (``LocalTarget``'s tables, see
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from stat import S_ISLNK
 from typing import Any
 
 from one_flows._sqlite_files import SharedSQLiteFile
 from one_flows.hashing import RACY_WINDOW_NS, StatIdentity, stat_identity
+from one_flows.registration.files import DatasetTypeMatcher, name_problem
+from one_flows.registration.outcomes import (
+    AMBIGUOUS_TYPE,
+    NO_DATASET_TYPE,
+    NOT_ALF,
+    UNKNOWN_EXTENSION,
+    FileOutcome,
+    Outcome,
+    SessionReport,
+    unchanged_record,
+)
+from one_flows.walk import SessionKey
 
 __all__ = [
+    "LedgerClassifier",
     "LedgerFile",
     "LedgerSession",
     "RegistrationLedger",
     "StatIdentity",
+    "remember",
+    "report_from_ledger",
     "same_fields",
     "settled",
+    "settled_stats",
     "stat_identity",
 ]
+
+logger = logging.getLogger(__name__)
+
+_CLASSIFIED = frozenset({NOT_ALF, UNKNOWN_EXTENSION, NO_DATASET_TYPE, AMBIGUOUS_TYPE})
+"""Skip reasons that depend only on a file's name and the target's dataset types."""
 
 
 def settled(st: os.stat_result, stat_time_ns: int) -> bool:
@@ -235,3 +262,212 @@ class RegistrationLedger(SharedSQLiteFile):
 def same_fields(given: dict[str, Any], recorded: dict[str, Any] | None) -> bool:
     """Whether session fields given now are those recorded (compared as canonical JSON)."""
     return recorded is not None and _canonical(given) == _canonical(recorded)
+
+
+# -- the fast path: what the ledger lets registration skip, and what it learns from it ----------
+
+
+class LedgerClassifier:
+    """Classifies files as the ledger recorded them; the target's dataset types (read on first
+    need) decide only for files the ledger does not know.
+
+    Parameters
+    ----------
+    matcher : callable
+        Returns the target's `DatasetTypeMatcher`.
+    entry : LedgerSession or None
+        What the ledger holds of the session (None: nothing to trust).
+    """
+
+    def __init__(
+        self, matcher: Callable[[], DatasetTypeMatcher], entry: LedgerSession | None
+    ) -> None:
+        self._matcher = matcher
+        self._entry = entry
+
+    def classify(self, rel_path: str) -> tuple[str | None, str | None, list[str]]:
+        """As `DatasetTypeMatcher.classify`, answering from the ledger where it can."""
+        if self._entry is not None:
+            if (known := self._entry.files.get(rel_path)) is not None:
+                return known.dataset_type, None, [known.dataset_type]
+            if (reason := self._entry.skipped.get(rel_path)) is not None:
+                return None, reason, []
+        return self._matcher().classify(rel_path)
+
+
+def report_from_ledger(
+    key: SessionKey,
+    entry: LedgerSession,
+    fields: dict[str, Any],
+    rel_paths: list[str],
+    file_options: dict[str, Any],
+    *,
+    whole_folder: bool,
+) -> SessionReport | None:
+    """The report of a session the ledger shows as registered as it is, without a request.
+
+    Parameters
+    ----------
+    key : SessionKey
+        The session.
+    entry : LedgerSession
+        What the ledger holds of it.
+    fields : dict
+        The session fields given now.
+    rel_paths : list of str
+        The files to register, relative to the session folder.
+    file_options : dict
+        ``register_files``' options (``repository`` and ``max_md5_size`` matter here).
+    whole_folder : bool
+        Whether ``rel_paths`` are all the folder's files.
+
+    Returns
+    -------
+    SessionReport or None
+        All files ``unchanged`` (or skipped as recorded); None when the ledger cannot vouch
+        for the session: a new, changed or unknown file, a registered file gone from the whole
+        folder, or session fields not sent from here before.
+    """
+    if fields and not same_fields(fields, entry.fields):
+        return None
+    if whole_folder and not entry.files.keys() <= set(rel_paths):
+        return None
+    repository, max_md5_size = file_options.get("repository"), file_options.get("max_md5_size")
+    folder = os.fspath(key.path)
+    outcomes = []
+    for rel_path in sorted(rel_paths, key=lambda rel: rel.split("/")):
+        path = key.path / rel_path
+        if (reason := entry.skipped.get(rel_path)) is not None:
+            outcomes.append(FileOutcome(path, Outcome.SKIPPED, reason, rel_path=rel_path))
+            continue
+        known = entry.files.get(rel_path)
+        try:
+            st = os.stat(f"{folder}/{rel_path}", follow_symlinks=False)
+        except OSError:
+            return None
+        # Symbolic links are left to registration, which checks where they lead.
+        if S_ISLNK(st.st_mode) or known is None or not known.matches(st, repository, max_md5_size):
+            return None
+        outcomes.append(
+            FileOutcome(
+                path,
+                Outcome.UNCHANGED,
+                rel_path=rel_path,
+                dataset_type=known.dataset_type,
+                md5=known.md5,
+                size=known.identity[0],
+                dataset=unchanged_record(
+                    known.dataset_id, rel_path, known.dataset_type, known.identity[0]
+                ),
+            )
+        )
+    return SessionReport(key.path, entry.record, False, outcomes, from_ledger=True)
+
+
+def settled_stats(paths: list[Path]) -> dict[Path, os.stat_result]:
+    """The stats of the files whose stat identifies their content (see `settled`), taken
+    before they are hashed."""
+    now = time.time_ns()
+    stats = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if settled(st, now):
+            stats[path] = st
+    return stats
+
+
+def remember(
+    ledger: RegistrationLedger,
+    target: str,
+    key: SessionKey,
+    report: SessionReport,
+    fields: dict[str, Any],
+    entry: LedgerSession | None,
+    stats: dict[Path, os.stat_result],
+    *,
+    whole_folder: bool,
+    repository: str | None,
+) -> None:
+    """Record in the ledger what the target confirmed of a session's registration.
+
+    Parameters
+    ----------
+    ledger : RegistrationLedger
+        The ledger to write.
+    target : str
+        The target's label.
+    key : SessionKey
+        The session.
+    report : SessionReport
+        What registration did (with the session's record).
+    fields : dict
+        The session fields sent.
+    entry : LedgerSession or None
+        What the ledger held of the session before.
+    stats : dict
+        The files' stats taken before hashing (`settled_stats`): only those files get rows.
+    whole_folder : bool
+        Whether the whole folder was registered (then rows of other files are dropped).
+    repository : str or None
+        The data repository registered to.
+    """
+    assert report.session is not None and report.eid is not None
+    same = entry is not None and entry.eid == report.eid
+    kept_fields = fields or (entry.fields if entry is not None and same else None)
+    record = dict(report.session)
+    if record.get("data_dataset_session_related"):
+        record["data_dataset_session_related"] = []  # kept small: the file rows say it
+    updated = LedgerSession(report.eid, record, kept_fields)
+    covered: set[str] = set()
+    for outcome in report.files:
+        if outcome.rel_path is None or name_problem(outcome.rel_path) is not None:
+            continue
+        covered.add(outcome.rel_path)
+        if outcome.moved_from is not None:
+            covered.add(outcome.moved_from.relative_to(key.path).as_posix())
+        if outcome.status in (Outcome.CREATED, Outcome.UNCHANGED):
+            previous = entry.files.get(outcome.rel_path) if entry and same else None
+            st = stats.get(outcome.moved_from or outcome.path)
+            row = _ledger_file(outcome, st, repository, previous)
+            if row is not None:
+                updated.files[row.rel_path] = row
+        elif outcome.status is Outcome.SKIPPED and outcome.reason in _CLASSIFIED:
+            updated.skipped[outcome.rel_path] = outcome.reason
+    try:
+        ledger.record(target, key.path, updated, covered if same and not whole_folder else None)
+    except sqlite3.Error as exc:
+        # The target holds the registration; the next run only asks it again.
+        logger.warning("%s: registered, but not recorded in %r: %s", key.path, ledger, exc)
+
+
+def _ledger_file(
+    outcome: FileOutcome,
+    st: os.stat_result | None,
+    repository: str | None,
+    previous: LedgerFile | None,
+) -> LedgerFile | None:
+    """The ledger row of a file the target holds, or None when its stat was not taken before
+    hashing, or does not match what was hashed."""
+    dataset_id = (outcome.dataset or {}).get("id")
+    if st is None or dataset_id is None or outcome.rel_path is None or outcome.dataset_type is None:
+        return None
+    if st.st_size != outcome.size:
+        return None
+    repositories = frozenset([repository] if repository else [])
+    if (
+        previous is not None
+        and previous.identity == stat_identity(st)
+        and previous.md5 == outcome.md5
+    ):
+        repositories |= previous.repositories
+    return LedgerFile(
+        outcome.rel_path,
+        outcome.dataset_type,
+        stat_identity(st),
+        outcome.md5,
+        dataset_id,
+        repositories,
+    )

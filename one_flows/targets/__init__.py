@@ -6,7 +6,6 @@ from one_flows.targets.base import (
     FileBatch,
     RegisteredDataset,
     RegistrationTarget,
-    dataset_record,
 )
 from one_flows.targets.errors import (
     ProtectedDatasets,
@@ -27,5 +26,4 @@ __all__ = [
     "RegistrationTarget",
     "TargetError",
     "TargetUnavailable",
-    "dataset_record",
 ]

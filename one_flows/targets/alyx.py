@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from one_flows.alyx import (
     AlyxAuthError,
@@ -16,10 +20,20 @@ from one_flows.alyx import (
     AlyxUnavailable,
     is_transient,
 )
-from one_flows.targets.base import DatasetType, FileBatch, RegisteredDataset
+from one_flows.targets.base import (
+    DatasetType,
+    FileBatch,
+    RegisteredDataset,
+    preferred_session,
+)
 from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
 
-__all__ = ["AlyxTarget"]
+__all__ = ["CREATE_SETTLE_WAITS", "AlyxTarget"]
+
+logger = logging.getLogger(__name__)
+
+CREATE_SETTLE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between look-ups for a session whose creation request timed out, before giving up."""
 
 _PROTECTED_ERROR = "One or more datasets is protected"
 _NOT_PROVIDED = "Authentication credentials were not provided."
@@ -35,6 +49,7 @@ class AlyxTarget:
     def __init__(self, client: AlyxClient) -> None:
         self.client = client
         self._lock = threading.Lock()
+        self._formats_lock = threading.Lock()  # data formats are read while types are
         self._dataset_types: list[DatasetType] | None = None
         self._extensions: frozenset[str] | None = None
 
@@ -55,9 +70,11 @@ class AlyxTarget:
         """Log in if need be and read the dataset types, kept for later use: one authenticated
         request (whatever was read before).
 
-        Raises:
-            TargetUnavailable: the server cannot be reached, refuses or lacks the credentials,
-                or fails; the message says which and what to do.
+        Raises
+        ------
+        TargetUnavailable
+            the server cannot be reached, refuses or lacks the credentials,
+            or fails; the message says which and what to do.
         """
         try:
             types = self._read_dataset_types()
@@ -108,7 +125,7 @@ class AlyxTarget:
 
     def file_extensions(self) -> frozenset[str]:
         """The extensions of the server's data formats (one ``GET /data-formats``, then kept)."""
-        with self._lock:
+        with self._formats_lock:
             if self._extensions is None:
                 self._extensions = frozenset(
                     f["file_extension"]
@@ -140,8 +157,47 @@ class AlyxTarget:
         return self.lookup("sessions", eid)
 
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
-        """``POST /sessions``."""
-        return self.client.post("/sessions", record)
+        """``POST /sessions``; when the request times out, the record the server created.
+
+        The server may still be creating the session when the request times out, and a retry
+        that looked for it at once would post another: the session is looked for a few times
+        (`CREATE_SETTLE_WAITS`), and the timeout is raised only if it never shows.
+
+        Raises
+        ------
+        AlyxTransientError
+            The request failed, or timed out and no session showed.
+        """
+        try:
+            return self.client.post("/sessions", record)
+        except AlyxTransientError as exc:
+            if not isinstance(exc.__cause__, requests.Timeout):
+                raise
+            session = self._await_created(record)
+            if session is None:
+                raise
+            return session
+
+    def _await_created(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The session a timed-out creation of ``record`` made, once the server shows it."""
+        subject, date = record["subject"], str(record["start_time"])[:10]
+        for wait in CREATE_SETTLE_WAITS:
+            time.sleep(wait)
+            try:
+                found = self.find_sessions(subject, date, record["number"])
+            except AlyxTransientError:
+                continue
+            if found:
+                session = preferred_session(found)
+                logger.info(
+                    "%s/%s/%s: the timed-out request created %s",
+                    subject,
+                    date,
+                    record["number"],
+                    session["id"],
+                )
+                return session
+        return None
 
     def update_session(self, eid: str, changes: dict[str, Any]) -> dict[str, Any]:
         """``PATCH /sessions/<eid>``: only the given fields change."""
@@ -176,10 +232,14 @@ class AlyxTarget:
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
         """``POST /register-file`` with ONE-api's body.
 
-        Raises:
-            ProtectedDatasets: the server refused because some files are protected (403).
-            RegistrationRefused: any other answer that sending again will not change.
-            AlyxError: transient faults and refused credentials, unchanged.
+        Raises
+        ------
+        ProtectedDatasets
+            the server refused because some files are protected (403).
+        RegistrationRefused
+            any other answer that sending again will not change.
+        AlyxError
+            transient faults and refused credentials, unchanged.
         """
         try:
             records = self.client.post("/register-file", batch.payload())

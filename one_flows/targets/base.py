@@ -26,6 +26,7 @@ __all__ = [
     "RegistrationTarget",
     "TargetUnavailable",
     "dataset_record",
+    "preferred_session",
 ]
 
 
@@ -50,6 +51,15 @@ def dataset_record(dataset_id: str, rel_path: str, **fields: Any) -> dict[str, A
         "revision": revision or "",
         **fields,
     }
+
+
+def preferred_session(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record to use among several of one session (subject, date and number).
+
+    The latest start time, then the smallest id: every machine picks the same one.
+    """
+    by_id = sorted(records, key=lambda r: r["id"])
+    return max(by_id, key=lambda r: str(r.get("start_time") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +178,12 @@ class RegistrationTarget(Protocol):
         """Make sure the target can be used before anything is claimed or sent: for a database,
         one cheap authenticated request.
 
-        Raises:
-            TargetUnavailable: it cannot be used (unreachable, no or bad credentials, failing);
-                the message names the cause and what to do, the error that showed it is the
-                ``__cause__``.
+        Raises
+        ------
+        TargetUnavailable
+            it cannot be used (unreachable, no or bad credentials, failing);
+            the message names the cause and what to do, the error that showed it is the
+            ``__cause__``.
         """
         ...
 

@@ -96,8 +96,10 @@ class LocalTarget:
     def check(self) -> None:
         """Make sure a file can be written in the tables folder and its tables read.
 
-        Raises:
-            TargetUnavailable: they cannot.
+        Raises
+        ------
+        TargetUnavailable
+            they cannot.
         """
         try:
             tempfile.TemporaryFile(dir=self.cache_dir).close()
@@ -281,8 +283,10 @@ class LocalTarget:
     def register_files(self, batch: FileBatch) -> list[dict[str, Any]]:
         """Add or update the rows of the files in the datasets table.
 
-        Raises:
-            RegistrationRefused: the batch's session is not in the sessions table.
+        Raises
+        ------
+        RegistrationRefused
+            the batch's session is not in the sessions table.
         """
         subject, date, number = batch.session_path.split("/")
         with lock_tables(self.cache_dir), self._lock:

@@ -15,14 +15,9 @@ from pathlib import Path
 import pytest
 
 from one_flows.alyx import AlyxClient
-from one_flows.registration import (
-    LedgerFile,
-    LedgerSession,
-    Outcome,
-    RegistrationClient,
-    RegistrationLedger,
-    default_ledger_path,
-)
+from one_flows.registration import Outcome, RegistrationClient, RegistrationLedger
+from one_flows.registration.client import default_ledger_path
+from one_flows.registration.ledger import LedgerFile, LedgerSession
 from one_flows.testing.server import AlyxTestServer
 
 from .conftest import GOOD_FILES

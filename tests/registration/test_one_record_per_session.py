@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from one_flows.registration import RegistrationClient, SessionKey, default_lock_folder
+from one_flows.registration import RegistrationClient
+from one_flows.registration.client import SessionKey, default_lock_folder
 from one_flows.registration.sessions import session_lock
 from one_flows.targets import LocalTarget
 
@@ -179,7 +180,7 @@ def test_a_session_lock_is_released_when_its_holder_dies(tmp_path):
             textwrap.dedent(
                 f"""
                 import sys, time
-                from one_flows.registration import SessionKey
+                from one_flows.walk import SessionKey
                 from one_flows.registration.sessions import session_lock
                 key = SessionKey.from_path({str(key.path)!r})
                 with session_lock({str(tmp_path / "locks")!r}, "alyx:x", key):

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from one_flows.registration import next_revision, unprotected_rel_path
+from one_flows.registration.revisions import next_revision, unprotected_rel_path
 
 TODAY = datetime.date(2026, 2, 2)
 

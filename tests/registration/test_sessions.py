@@ -10,14 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from one_flows.registration import (
-    Outcome,
-    RegistrationClient,
-    SessionKey,
-    SubjectNotFound,
-    ensure_ISO8601,
-    make_session_folder,
-)
+from one_flows.flags import read_flag
+from one_flows.registration import Outcome, RegistrationClient, SubjectNotFound
+from one_flows.registration.sessions import ensure_ISO8601, make_session_folder
+from one_flows.walk import SessionKey
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -144,3 +140,26 @@ def test_create_sessions_from_flags(client, alyx_client, make_session, tmp_path)
     assert isinstance(outcome[bad].error, SubjectNotFound)
     assert [(p / "create_me.flag").exists() for p in [*good, bad]] == [False, False, True]
     assert len(alyx_client.list_all("/sessions")) == 2
+
+
+def test_create_sessions_lives_the_flag_life(client, alyx_client, make_session, tmp_path, caplog):
+    root = tmp_path / "data"
+    bad = make_session({"create_me.flag": b""}, session="nobody/2026-01-03/001")
+    held = make_session({"create_me.flag.run-1.claimed": b""}, session="algernon/2026-01-04/001")
+    loose = root / "algernon" / "notes"
+    loose.mkdir(parents=True)
+    (loose / "create_me.flag").write_bytes(b"")
+    elsewhere = make_session({"create_me.flag": b""}, session="algernon/2026-01-05/001")
+
+    paths, reports = client.create_sessions(root, glob_pattern="nobody/**/create_me.flag")
+
+    # Only pending flags in session folders that the whole pattern matches are taken.
+    assert paths == [bad]
+    assert "not in a session folder" in caplog.text
+    assert isinstance(reports[0].error, SubjectNotFound)
+    # The failed session's flag is given back, with the reason in its history.
+    history = read_flag(bad / "create_me.flag").records
+    assert [r["event"] for r in history] == ["released"]
+    assert "nobody" in history[0]["reason"]
+    assert (held / "create_me.flag.run-1.claimed").exists()
+    assert (elsewhere / "create_me.flag").exists() and alyx_client.list_all("/sessions") == []

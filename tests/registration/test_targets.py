@@ -6,7 +6,9 @@ import hashlib
 import json
 
 import pytest
+import requests
 
+from one_flows.alyx import AlyxClient, AlyxTransientError
 from one_flows.registration import NO_DATASET_TYPE, Outcome, RegistrationClient
 from one_flows.targets import (
     AlyxTarget,
@@ -15,6 +17,7 @@ from one_flows.targets import (
     LocalTarget,
     RegistrationTarget,
 )
+from one_flows.targets import alyx as alyx_target
 
 from .conftest import GOOD_FILES
 
@@ -118,3 +121,29 @@ def test_local_animal_care_is_appended(tmp_path):
         "Water",
         "me",
     )
+
+
+def _timing_out_target(server, monkeypatch, delay: float) -> AlyxTarget:
+    monkeypatch.setattr(alyx_target, "CREATE_SETTLE_WAITS", (0.2, 0.4, 0.8, 1.6))
+    server.faults.add(method="POST", path="/sessions", kind="delay", seconds=delay, times=1)
+    client = AlyxClient(server.url, username=server.username, password=server.password, timeout=0.3)
+    return AlyxTarget(client)
+
+
+def test_alyx_target_finds_the_session_a_timed_out_creation_made(server, monkeypatch):
+    target = _timing_out_target(server, monkeypatch, delay=0.8)
+    record = {"subject": "algernon", "number": 1, "start_time": "2026-01-03T00:00:00"}
+    with target.client:
+        created = target.create_session(record)
+    held = server.store.all("SELECT id FROM sessions WHERE subject = 'algernon'")
+    assert [r["id"] for r in held] == [created["id"]]
+    assert created["number"] == 1 and created["start_time"].startswith("2026-01-03")
+
+
+def test_alyx_target_raises_the_timeout_when_no_session_shows(server, monkeypatch):
+    target = _timing_out_target(server, monkeypatch, delay=0.8)
+    monkeypatch.setattr(alyx_target, "CREATE_SETTLE_WAITS", ())
+    record = {"subject": "algernon", "number": 1, "start_time": "2026-01-03T00:00:00"}
+    with target.client, pytest.raises(AlyxTransientError) as raised:
+        target.create_session(record)
+    assert isinstance(raised.value.__cause__, requests.Timeout)

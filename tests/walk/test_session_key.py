@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from one_flows.cache import dataset_id, session_id
-from one_flows.registration import SessionKey as RegistrationSessionKey
+from one_flows.registration.client import SessionKey as RegistrationSessionKey
 from one_flows.walk import SessionKey, is_session_folder, session_folders
 
 ALIASES = ("S/2026-01-05/001", "S/2026-01-05/01", "S/2026-01-05/1", "lab/Subjects/S/2026-01-05/001")

@@ -1,0 +1,104 @@
+"""register_sessions: many sessions against a server that serves a few requests at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from one_flows.alyx import AlyxClient
+from one_flows.hashing import DigestCache
+from one_flows.registration import Outcome, RegistrationClient
+from one_flows.registration.pipeline import HashAhead
+from one_flows.testing import AlyxTestServer, LatencyModel
+from one_flows.testing.latency import Cost
+
+from .conftest import GOOD_FILES
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+NAMES = list(GOOD_FILES)
+
+
+def _sessions(make_session, counts: list[int]) -> list[Path]:
+    """One session a day, with the first ``count`` good files each."""
+    return [
+        make_session(
+            {name: GOOD_FILES[name] for name in NAMES[:count]},
+            session=f"cortexlab/Subjects/algernon/2026-01-{day + 1:02d}/001",
+        )
+        for day, count in enumerate(counts)
+    ]
+
+
+def _client(server, tmp_path: Path, max_workers: int) -> RegistrationClient:
+    alyx = AlyxClient(server.url, username=server.username, password=server.password)
+    return RegistrationClient(
+        alyx, digest_cache=tmp_path / "digests.sqlite", max_workers=max_workers
+    )
+
+
+def test_a_subject_is_looked_up_once_for_all_its_sessions(server, make_session, tmp_path):
+    sessions = _sessions(make_session, [2] * 8)
+    client = _client(server, tmp_path, max_workers=4)
+
+    reports = client.register_sessions(sessions)
+
+    assert all(r.ok and r.counts[Outcome.CREATED] == 2 for r in reports)
+    assert server.request_count("GET", "/subjects/") == 1
+    assert server.request_count("GET", "/dataset-types") == 1
+    assert server.request_count("GET", "/data-formats") == 1
+
+
+def test_sessions_with_the_most_files_are_sent_first(make_session, tmp_path):
+    counts = [1, 4, 2, 5, 3]
+    sessions = _sessions(make_session, counts)
+    # A cost per file has the server count the files of each request.
+    with AlyxTestServer(latency=LatencyModel(register_file=Cost(per_file=0.001))) as server:
+        client = _client(server, tmp_path, max_workers=1)
+        reports = client.register_sessions(sessions)
+        served = server.workers.served
+
+    # The answers keep the input order; the requests went out most files first.
+    assert [r.session_path for r in reports] == sessions
+    assert [r.counts[Outcome.CREATED] for r in reports] == counts
+    sent = [r.files for r in served if r.path.rstrip("/") == "/register-file"]
+    assert sent == sorted(counts, reverse=True)
+
+
+def test_the_next_sessions_are_made_ready_while_files_are_sent(make_session, tmp_path):
+    sessions = _sessions(make_session, [5, 4, 3, 2])
+    # Registering files takes long; everything else is quick.
+    slow_files = LatencyModel(register_file=Cost(seconds=1.5))
+    with AlyxTestServer(latency=slow_files) as server:
+        client = _client(server, tmp_path, max_workers=2)
+        reports = client.register_sessions(sessions)
+        served = server.workers.served
+
+    assert all(r.ok for r in reports)
+    sends = [r for r in served if r.path.rstrip("/") == "/register-file"]
+    creations = [r for r in served if r.method == "POST" and r.path.rstrip("/") == "/sessions"]
+    # Never more batches in flight than max_workers ...
+    assert len(sends) == 4
+    assert all(sum(o.started <= s.started < o.finished for o in sends) <= 2 for s in sends)
+    # ... and the later sessions' records were created while the first files were being sent.
+    assert len(creations) == 4
+    assert max(c.finished for c in creations) < min(s.finished for s in sends)
+
+
+def test_hash_ahead_fills_the_digest_cache_session_after_session(make_session, tmp_path):
+    sessions = _sessions(make_session, [3, 2])
+    files = [(s, sorted(p for p in s.rglob("*") if p.is_file())) for s in sessions]
+    for _, paths in files:
+        for path in paths:  # modified long enough ago for the cache to keep their digests
+            os.utime(path, (path.stat().st_atime - 3600, path.stat().st_mtime - 3600))
+    cache = DigestCache(tmp_path / "digests.sqlite")
+
+    ahead = HashAhead(files, cache)
+    ahead.wait(sessions)
+
+    for _, paths in files:
+        assert all(cache.get(p, p.stat()) is not None for p in paths)
+    ahead.stop()
+    cache.close()
