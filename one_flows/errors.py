@@ -32,6 +32,7 @@ that code written against ONE-api goes on catching what it caught)::
     ├── TargetError                     one_flows.targets: a registration target's answer
     │   ├── ProtectedDatasets           files already registered as protected
     │   ├── RegistrationRefused         a batch of files refused
+    │   ├── RepositoryNotFound [LookupError]   no data repository of the name given
     │   └── TargetUnavailable           cannot reach or log in to the target        (outage)
     ├── RegistrationError               one_flows.registration: a session cannot be registered
     │   ├── MemberNotFound [LookupError]

@@ -126,7 +126,8 @@ def register_new_sessions(
         cache_dir: Register into the ONE cache tables in this folder instead of Alyx.
         repository: The Alyx data repository (its name) whose server serves the data folder:
             the files are registered as there, so that ONE can download them. Empty: they are
-            registered on the lab's repositories as not there, and cannot be downloaded.
+            registered on the lab's repositories as not there, and cannot be downloaded. A
+            name the Alyx does not know fails the run before any session is claimed.
         flag: The flag file that marks a session to register.
         dry_run: Report what would be registered or refused; claim and send nothing.
         quiet_seconds: Take a session only when none of its files changed for this long.
@@ -142,7 +143,7 @@ def register_new_sessions(
     if not scanned.is_dir():
         raise SessionFailed(f"no such session folder: {scanned}")
     target = Target.choose(alyx, cache_dir, root)
-    label = check_target.with_options(**options.retry.task_options())(target)
+    label = check_target.with_options(**options.retry.task_options())(target, repository)
     summary = RegistrationSummary(root=str(root), target=label, dry_run=dry_run)
     if dry_run:
         for found in find_flagged_sessions(scanned, flag, quiet_seconds):
@@ -183,7 +184,7 @@ def register_session(
     session_path = Path(session_path)
     root = data_root(session_path)
     target = Target.choose(alyx, cache_dir, root)
-    label = check_target.with_options(**options.retry.task_options())(target)
+    label = check_target.with_options(**options.retry.task_options())(target, repository)
     claims = hold(session_path, current_run_id())
     try:
         report = register_session_folder(

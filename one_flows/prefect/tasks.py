@@ -66,14 +66,19 @@ def _named(step: str, parameter: str = "session_path") -> Callable[..., str]:
 
 
 @task(**_STEP, name="check-target", task_run_name="check-target")
-def check_target(target: Target) -> str:
-    """Make sure the target can be used (see `RegistrationTarget.check`); returns its label.
+def check_target(target: Target, repository: str | None = None) -> str:
+    """Make sure the target can be used, and has the data ``repository`` when one is named
+    (see `RegistrationTarget.check`); returns its label.
 
-    Raises:
-        TargetUnavailable: it cannot; the message names the cause and what to do.
+    Raises
+    ------
+    TargetUnavailable
+        it cannot be used; the message names the cause and what to do.
+    RepositoryNotFound
+        it has no such repository; the message names those it has.
     """
     checked = registration_client(target).target
-    checked.check()
+    checked.check(repository)
     return checked.label
 
 

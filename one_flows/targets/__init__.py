@@ -10,6 +10,7 @@ from one_flows.targets.base import (
 from one_flows.targets.errors import (
     ProtectedDatasets,
     RegistrationRefused,
+    RepositoryNotFound,
     TargetError,
     TargetUnavailable,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "RepositoryNotFound",
     "TargetError",
     "TargetUnavailable",
 ]

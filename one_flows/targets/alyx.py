@@ -26,7 +26,12 @@ from one_flows.targets.base import (
     RegisteredDataset,
     preferred_session,
 )
-from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
+from one_flows.targets.errors import (
+    ProtectedDatasets,
+    RegistrationRefused,
+    RepositoryNotFound,
+    TargetUnavailable,
+)
 
 __all__ = ["CREATE_SETTLE_WAITS", "AlyxTarget"]
 
@@ -66,18 +71,33 @@ class AlyxTarget:
         """``alyx:<base url>``."""
         return f"alyx:{self.client.base_url}"
 
-    def check(self) -> None:
+    def check(self, repository: str | None = None) -> None:
         """Log in if need be and read the dataset types, kept for later use: one authenticated
-        request (whatever was read before).
+        request (whatever was read before); with a ``repository``, look it up as well.
+
+        Parameters
+        ----------
+        repository : str or None
+            The name of a data repository files will be registered into.
 
         Raises
         ------
         TargetUnavailable
             the server cannot be reached, refuses or lacks the credentials,
             or fails; the message says which and what to do.
+        RepositoryNotFound
+            the server has no data repository named ``repository``; the message lists those
+            it has.
         """
         try:
             types = self._read_dataset_types()
+            if repository and self.lookup("data-repository", repository) is None:
+                names = [r["name"] for r in self.client.list_all("/data-repository")]
+                raise RepositoryNotFound(
+                    f"no data repository named {repository} on {self.client.base_url}; "
+                    f"the ones there: {', '.join(names) or 'none'}",
+                    repository,
+                )
         except AlyxError as exc:
             raise self._unavailable(exc) from exc
         with self._lock:

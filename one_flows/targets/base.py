@@ -15,7 +15,12 @@ from typing import Any, Protocol, runtime_checkable
 from one_flows.alf import rel_path_parts
 
 # The errors the interface raises, defined with the rest of the targets' tree.
-from one_flows.targets.errors import ProtectedDatasets, RegistrationRefused, TargetUnavailable
+from one_flows.targets.errors import (
+    ProtectedDatasets,
+    RegistrationRefused,
+    RepositoryNotFound,
+    TargetUnavailable,
+)
 
 __all__ = [
     "DatasetType",
@@ -24,6 +29,7 @@ __all__ = [
     "RegisteredDataset",
     "RegistrationRefused",
     "RegistrationTarget",
+    "RepositoryNotFound",
     "TargetUnavailable",
     "dataset_record",
     "preferred_session",
@@ -174,9 +180,14 @@ class RegistrationTarget(Protocol):
         """A short description of the target for logs and events, e.g. ``alyx:https://...``."""
         ...
 
-    def check(self) -> None:
+    def check(self, repository: str | None = None) -> None:
         """Make sure the target can be used before anything is claimed or sent: for a database,
-        one cheap authenticated request.
+        one cheap authenticated request, and that it has the data ``repository`` when named.
+
+        Parameters
+        ----------
+        repository : str or None
+            The data repository files will be registered into, for a target that has them.
 
         Raises
         ------
@@ -184,6 +195,8 @@ class RegistrationTarget(Protocol):
             it cannot be used (unreachable, no or bad credentials, failing);
             the message names the cause and what to do, the error that showed it is the
             ``__cause__``.
+        RepositoryNotFound
+            it has no data repository named ``repository``; the message names those it has.
         """
         ...
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from one_flows.errors import OneFlowsError, Outage
 
-__all__ = ["ProtectedDatasets", "RegistrationRefused", "TargetError", "TargetUnavailable"]
+__all__ = [
+    "ProtectedDatasets",
+    "RegistrationRefused",
+    "RepositoryNotFound",
+    "TargetError",
+    "TargetUnavailable",
+]
 
 
 class TargetError(OneFlowsError):
@@ -38,6 +44,17 @@ class RegistrationRefused(TargetError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class RepositoryNotFound(TargetError, LookupError):
+    """The target has no data repository of the name a run was given: the operator's
+    configuration is wrong. Neither an outage nor any session's fault, so a run stops on it
+    before claiming anything. The message names the repository, the target and those it has.
+    """
+
+    def __init__(self, message: str, repository: str) -> None:
+        super().__init__(message)
+        self.repository = repository
 
 
 class TargetUnavailable(TargetError, Outage):

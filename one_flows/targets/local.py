@@ -93,8 +93,13 @@ class LocalTarget:
         """``local:<cache dir>``."""
         return f"local:{self.cache_dir}"
 
-    def check(self) -> None:
+    def check(self, repository: str | None = None) -> None:
         """Make sure a file can be written in the tables folder and its tables read.
+
+        Parameters
+        ----------
+        repository : str or None
+            Ignored: the tables record files as on this machine, in no data repository.
 
         Raises
         ------

@@ -15,6 +15,7 @@ from one_flows.alyx import AlyxClient
 from one_flows.cli import app
 from one_flows.one import ALFObjectNotFound, One
 from one_flows.prefect.register import register_new_sessions, register_session
+from one_flows.targets import RepositoryNotFound
 
 SESSION = "cortexlab/Subjects/KS022/2026-01-05/001"
 REPOSITORY = "flatiron_cortexlab"
@@ -95,3 +96,61 @@ def test_the_command_registers_into_the_repository_it_names(prefect_api, served,
     assert sessions
     for session in sessions:
         assert _exists(served, session["id"]) == {(REPOSITORY, True)}
+
+
+def _flags(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("create_me.flag*"))
+
+
+def test_a_repository_the_server_lacks_fails_the_run_before_any_claim(
+    prefect_api, served, sample_root
+):
+    flagged = _flags(sample_root)
+    state = register_new_sessions(
+        sample_root,
+        alyx=served.url,
+        repository="flatiron_cortexlb",
+        quiet_seconds=0,
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "no data repository named flatiron_cortexlb" in state.message
+    assert REPOSITORY in state.message
+    with pytest.raises(RepositoryNotFound, match=f"on {served.url}"):
+        state.result()
+    assert _flags(sample_root) == flagged  # every flag pending: none claimed, no attempt spent
+
+    summary = register_new_sessions(
+        sample_root, alyx=served.url, repository=REPOSITORY, quiet_seconds=0
+    )
+    assert {s.status for s in summary.sessions} == {"registered"}
+    assert _flags(sample_root) == []
+
+
+def test_a_session_run_with_a_repository_the_server_lacks_claims_nothing(
+    prefect_api, served, sample_root
+):
+    state = register_session(
+        sample_root / SESSION, alyx=served.url, repository="nowhere", return_state=True
+    )
+    assert state.is_failed()
+    assert "no data repository named nowhere" in state.message
+    assert (sample_root / SESSION / "create_me.flag").exists()
+
+
+def test_a_repository_means_nothing_to_local_tables(prefect_api, sample_root):
+    result = register_session(sample_root / SESSION, repository="nowhere")
+    assert result.status == "registered"
+
+
+def test_the_command_names_a_repository_the_server_lacks(prefect_api, served, sample_root):
+    flagged = _flags(sample_root)
+    result = CliRunner().invoke(
+        app,
+        ["register", str(sample_root), "--alyx", served.url, "--repository", "nowhere"],
+        env={"COLUMNS": "500", "PREFECT_API_URL": prefect_api},
+    )
+    assert result.exit_code == 1, result.output
+    assert "no data repository named nowhere" in result.output
+    assert REPOSITORY in result.output
+    assert _flags(sample_root) == flagged
