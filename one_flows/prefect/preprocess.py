@@ -21,6 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 from one_flows.cache import update_tables
 from one_flows.one import One
 from one_flows.prefect.forms import form, no_null_defaults
+from one_flows.prefect.tasks import session_step_name
 from one_flows.runs import data_root
 
 __all__ = ["TrialsSummary", "preprocess"]
@@ -49,7 +50,11 @@ def _open(session_path: Path, cache_dir: Path) -> tuple[One, str]:
     return one, local_eid
 
 
-@task(cache_policy=NO_CACHE, name="summarise-trials")
+@task(
+    cache_policy=NO_CACHE,
+    name="summarise-trials",
+    task_run_name=session_step_name("summarise-trials"),
+)
 def summarise_trials(eid: str, session_path: Path, cache_dir: Path) -> TrialsSummary:
     """Load the session's trials through the ONE query API and summarise them."""
     one, local_eid = _open(session_path, cache_dir)

@@ -49,12 +49,13 @@ __all__ = [
     "register_session_folder",
     "register_water_administration",
     "register_weight",
+    "session_step_name",
 ]
 
 _STEP = {"cache_policy": NO_CACHE, "retry_condition_fn": retry_if_transient, "retries": 4}
 
 
-def _named(step: str, parameter: str = "session_path") -> Callable[..., str]:
+def session_step_name(step: str, parameter: str = "session_path") -> Callable[..., str]:
     """The ``task_run_name`` of a step of one session: ``<step>-<subject>-<date>-<number>``,
     of the session folder given as ``parameter`` (or of the flag given so)."""
 
@@ -124,7 +125,7 @@ def find_flagged_sessions(root: Path, flag: str, quiet_seconds: float) -> list[f
     return sorted(ready, key=lambda f: f.session_path)
 
 
-@task(cache_policy=NO_CACHE, task_run_name=_named("claim", "flag"))
+@task(cache_policy=NO_CACHE, task_run_name=session_step_name("claim", "flag"))
 def claim_session(flag: flags.Flag) -> flags.Claim | None:
     """Claim a flag for this flow run; None when another run took it first."""
     return flags.claim(flag, current_run_id())
@@ -153,7 +154,7 @@ def _attempts(report: SessionReport) -> SessionReport:
     return report
 
 
-@task(**_STEP, task_run_name=_named("create-session"))
+@task(**_STEP, task_run_name=session_step_name("create-session"))
 def create_or_fetch_session(
     session_path: Path, target: Target, recheck: bool = False
 ) -> SessionReport:
@@ -175,7 +176,7 @@ class DiscoveredFiles(BaseModel):
     skipped: list[FileOutcome]
 
 
-@task(**_STEP, task_run_name=_named("find-files"))
+@task(**_STEP, task_run_name=session_step_name("find-files"))
 def discover_files(
     session_path: Path, target: Target, listed: Iterable[str] | None = None
 ) -> DiscoveredFiles:
@@ -187,7 +188,7 @@ def discover_files(
     return DiscoveredFiles(to_register=list(found), skipped=list(found.skipped))
 
 
-@task(cache_policy=NO_CACHE, task_run_name=_named("hash"))
+@task(cache_policy=NO_CACHE, task_run_name=session_step_name("hash"))
 def hash_session_files(
     session_path: Path, paths: list[Path], max_md5_size: int | None = None
 ) -> int:
@@ -196,7 +197,7 @@ def hash_session_files(
     return hash_into_cache(session_path, paths, max_md5_size)
 
 
-@task(**_STEP, task_run_name=_named("register-files"))
+@task(**_STEP, task_run_name=session_step_name("register-files"))
 def register_session_files(
     session_path: Path,
     target: Target,
@@ -233,7 +234,7 @@ def register_session_files(
     return _attempts(report)
 
 
-@task(cache_policy=NO_CACHE, task_run_name=_named("register"))
+@task(cache_policy=NO_CACHE, task_run_name=session_step_name("register"))
 def register_session_folder(
     session_path: Path,
     target: Target,

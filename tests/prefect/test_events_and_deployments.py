@@ -12,7 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
@@ -130,10 +135,25 @@ async def _runs_of(deployment_id, wait_seconds: float) -> list:
 
 def test_the_triggered_flow_loads_the_session_through_the_query_api(prefect_api, sample_root):
     session = sample_root / "cortexlab/Subjects/KS022/2026-01-05/001"
-    result = preprocess("any-eid", session)
+    state = preprocess("any-eid", session, return_state=True)
+    result = state.result()
     assert result.n_trials == 60 and 0 <= result.performance <= 1
     assert result.duration_seconds > 0
     assert (sample_root / "sessions.pqt").is_file()  # the data root was indexed on the way
+    names = _task_run_names(state.state_details.flow_run_id)
+    assert names == ["summarise-trials-KS022-2026-01-05-001"]  # named per session in the UI
+
+
+def _task_run_names(flow_run_id) -> list[str]:
+    """The names of a flow run's task runs, once recorded (they reach the API as events)."""
+    only = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        for _ in range(60):
+            runs = client.read_task_runs(flow_run_filter=only)
+            if runs:
+                break
+            time.sleep(0.5)
+    return [run.name for run in runs]
 
 
 def test_prefect_deploy_accepts_prefect_yaml(prefect_server, deployments_removed_after, tmp_path):
