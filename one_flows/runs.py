@@ -368,8 +368,10 @@ def settle(
 def hold(session_path: Path, run_id: str) -> list[flags.Claim]:
     """Claim a session's flags, of any claimable state, for a manual run ``run_id``.
 
-    Raises:
-        SessionFailed: another run holds the session (its flags are left as they were).
+    Raises
+    ------
+    SessionFailed
+        another run holds the session (its flags are left as they were).
     """
     holders = {f.run_id for f in flags.find_flags(session_path, states=[flags.FlagState.CLAIMED])}
     claims = []
@@ -417,8 +419,10 @@ def refusals(client: RegistrationClient, session_path: Path) -> list[str]:
 def data_root(session_path: str | os.PathLike[str]) -> Path:
     """The folder holding a session's ``lab/Subjects`` (or ``subject``) folder.
 
-    Raises:
-        SessionFailed: ``session_path`` is not a session folder, or there is no such folder.
+    Raises
+    ------
+    SessionFailed
+        ``session_path`` is not a session folder, or there is no such folder.
     """
     path = Path(session_path)
     try:

@@ -24,7 +24,8 @@ F = TypeVar("F", bound=Flow)
 
 def form(title: str, **bounds: float) -> Any:
     """The ``Annotated`` metadata of a flow parameter: its title in the form (the flow's
-    docstring gives its description) and the bounds its value keeps to, there and from code."""
+    docstring gives its description, from a Google ``Args:`` section: the only style Prefect's
+    ``parameter_docstrings`` reads) and the bounds its value keeps to, there and from code."""
     return Field(json_schema_extra={"title": title}, **bounds)
 
 

@@ -89,8 +89,10 @@ def block_reference(name: str) -> dict[str, Any]:
     works only from code). It names the block by its id, as the form does: the form shows
     the block picked (a reference by name would leave the picker empty).
 
-    Raises:
-        ValueError: ``name`` is a URL, or the Prefect API holds no such block.
+    Raises
+    ------
+    ValueError
+        ``name`` is a URL, or the Prefect API holds no such block.
     """
     if name.startswith(("http://", "https://")):
         raise ValueError(
