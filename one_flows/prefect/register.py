@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from one_flows import flags
+from one_flows.errors import is_outage
 from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.events import emit_session_registered
 from one_flows.prefect.forms import form, no_null_default, no_null_defaults
@@ -237,9 +238,10 @@ def _register_flagged(
     """Register the flagged sessions, ``workers`` at once (a task run each, holding its steps),
     into the data ``repository`` when named: each is claimed as its turn comes, and its claim
     settled; one result per flag, in order.
-    After an outage
-    the target is checked again: if it is down, no other session is claimed, and those left
-    are ``pending``."""
+
+    After a session's outage the target is checked again before its claim is settled: if it
+    is down, the session and those not tried are ``pending``, and no other is claimed; if it
+    answers, a server failure on that session is its own (see `SessionResult.of_error`)."""
     run_id = current_run_id()
     results: dict[int, SessionResult] = {}
     waiting = deque(enumerate(found))
@@ -294,11 +296,12 @@ def _register_flagged(
             session = found[i].session_path
             report = future.result(raise_on_failure=False)
             if isinstance(report, BaseException):
-                finish(i, claim, SessionResult.of_error(session, report))
+                if outage is None and is_outage(report):
+                    outage = _down(target, options)
+                result = SessionResult.of_error(session, report, target_up=outage is None)
+                finish(i, claim, result)
             else:
                 finish(i, claim, _registered(session, target, report))
-            if results[i].status == "pending" and waiting and outage is None:
-                outage = _down(target, options)
     for i, flag in waiting:
         results[i] = SessionResult(
             session_path=str(flag.session_path),
