@@ -241,67 +241,82 @@ def _register_flagged(
 
     After a session's outage the target is checked again before its claim is settled: if it
     is down, the session and those not tried are ``pending``, and no other is claimed; if it
-    answers, a server failure on that session is its own (see `SessionResult.of_error`)."""
+    answers, a server failure on that session is its own (see `SessionResult.of_error`).
+    A flag that cannot be claimed fails its session alone; one that cannot be settled is
+    logged, its result kept. Claims not settled when the run stops are given back."""
     run_id = current_run_id()
     results: dict[int, SessionResult] = {}
     waiting = deque(enumerate(found))
     running: dict[PrefectFuture, tuple[int, flags.Claim]] = {}
     outage: str | None = None
 
-    def finish(i: int, claim: flags.Claim, result: SessionResult) -> None:
+    def finish(i: int, claim: flags.Claim | None, result: SessionResult) -> None:
         name = shown(result.session_path, result.session_path)
         if result.status == "pending":
             get_run_logger().warning("%s: %s", name, result.why)
         elif result.status == "failed":
             get_run_logger().error("%s: %s", name, result.why)
-        settle(
-            claim,
-            result,
-            max_attempts=options.max_attempts,
-            keep_done_marker=options.keep_done_marker,
-        )
         results[i] = result
+        if claim is None:
+            return
+        try:
+            settle(
+                claim,
+                result,
+                max_attempts=options.max_attempts,
+                keep_done_marker=options.keep_done_marker,
+            )
+        except flags.FlagError as exc:
+            get_run_logger().warning("%s: its flag could not be settled: %s", name, exc)
 
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
-        while running or (waiting and outage is None):
-            while waiting and outage is None and len(running) < workers:
-                i, flag = waiting.popleft()
-                claim = flags.claim(flag, run_id)
-                if claim is None:
-                    results[i] = SessionResult(
-                        session_path=str(flag.session_path),
-                        status="taken",
-                        reason="claimed by another run",
-                    )
+    try:
+        with ThreadPoolTaskRunner(max_workers=workers) as runner:
+            while running or (waiting and outage is None):
+                while waiting and outage is None and len(running) < workers:
+                    i, flag = waiting.popleft()
+                    try:
+                        claim = flags.claim(flag, run_id)
+                    except flags.FlagError as exc:
+                        finish(i, None, SessionResult.of_error(flag.session_path, exc))
+                        continue
+                    if claim is None:
+                        results[i] = SessionResult(
+                            session_path=str(flag.session_path),
+                            status="taken",
+                            reason="claimed by another run",
+                        )
+                        continue
+                    try:
+                        listed = flags.read_flag(claim.flag).files
+                    except flags.FlagError as exc:
+                        finish(i, claim, SessionResult.of_error(flag.session_path, exc))
+                        continue
+                    parameters = {
+                        "session_path": flag.session_path,
+                        "target": target,
+                        "listed": listed,
+                        "max_md5_size": options.max_md5_size,
+                        "recheck": options.recheck,
+                        "retry": options.retry,
+                        "repository": repository,
+                    }
+                    running[runner.submit(register_session_folder, parameters)] = (i, claim)
+                if not running:
                     continue
-                try:
-                    listed = flags.read_flag(claim.flag).files
-                except flags.FlagError as exc:
-                    finish(i, claim, SessionResult.of_error(flag.session_path, exc))
-                    continue
-                parameters = {
-                    "session_path": flag.session_path,
-                    "target": target,
-                    "listed": listed,
-                    "max_md5_size": options.max_md5_size,
-                    "recheck": options.recheck,
-                    "retry": options.retry,
-                    "repository": repository,
-                }
-                running[runner.submit(register_session_folder, parameters)] = (i, claim)
-            if not running:
-                continue
-            future = next(as_completed(list(running)))
-            i, claim = running.pop(future)
-            session = found[i].session_path
-            report = future.result(raise_on_failure=False)
-            if isinstance(report, BaseException):
-                if outage is None and is_outage(report):
-                    outage = _down(target, options)
-                result = SessionResult.of_error(session, report, target_up=outage is None)
+                future = next(as_completed(list(running)))
+                i, claim = running[future]
+                session = found[i].session_path
+                report = future.result(raise_on_failure=False)
+                if isinstance(report, BaseException):
+                    if outage is None and is_outage(report):
+                        outage = _down(target, options)
+                    result = SessionResult.of_error(session, report, target_up=outage is None)
+                else:
+                    result = _registered(session, target, report)
+                del running[future]
                 finish(i, claim, result)
-            else:
-                finish(i, claim, _registered(session, target, report))
+    finally:
+        _give_back([claim for _, claim in running.values()])
     for i, flag in waiting:
         results[i] = SessionResult(
             session_path=str(flag.session_path),
@@ -309,6 +324,17 @@ def _register_flagged(
             reason=f"{flag.session_path}: not tried, {outage}",
         )
     return [results[i] for i in sorted(results)]
+
+
+def _give_back(claims: list[flags.Claim]) -> None:
+    """Give back, as they were, the claims of sessions a run stopped before settling."""
+    for claim in claims:
+        try:
+            flags.release(claim, reason="the run stopped before it settled the session")
+        except flags.FlagError as exc:
+            get_run_logger().warning(
+                "%s: its claim could not be given back: %s", claim.flag.path, exc
+            )
 
 
 def _down(target: Target, options: RegistrationOptions) -> str | None:

@@ -11,7 +11,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Crashed, Running
 
+from one_flows import flags
 from one_flows.flags import FlagState, claim, find_flags
+from one_flows.prefect import register
 from one_flows.prefect.register import RegistrationOptions, register_new_sessions
 from one_flows.prefect.retries import SERVER_ERROR_RETRIES, RetrySettings
 
@@ -260,3 +262,69 @@ def test_a_run_logs_in_and_reads_the_reference_tables_once(prefect_api, alyx, sa
     subjects = alyx.request_count("GET", "/subjects/")
     assert 3 <= subjects <= SESSIONS
     assert alyx.request_count() == len(per_run) + (len(per_session) + 2) * SESSIONS + subjects
+
+
+def test_a_flag_that_cannot_be_claimed_fails_its_session_alone(
+    prefect_api, alyx, sample_root, monkeypatch
+):
+    """A session folder the run may not write to (its flag cannot be renamed): that session
+    fails, its flag left as it was; the others register."""
+    stuck = sorted(_flags(sample_root), key=lambda f: f.session_path)[0]
+    if os.geteuid() != 0:
+        stuck.session_path.chmod(0o555)
+    else:  # root renames whatever the modes say: the claim is refused as it would be
+        real_claim = flags.claim
+
+        def claim_refused(flag, run_id):
+            if flag.session_path == stuck.session_path:
+                raise flags.FlagError(flag.path, "cannot claim: Permission denied")
+            return real_claim(flag, run_id)
+
+        monkeypatch.setattr(flags, "claim", claim_refused)
+    try:
+        message, summary = _failed(sample_root, alyx)
+    finally:
+        stuck.session_path.chmod(0o755)
+    statuses = {s.session_path: s.status for s in summary.sessions}
+    assert statuses.pop(str(stuck.session_path)) == "failed"
+    assert set(statuses.values()) == {"registered"} and len(statuses) == SESSIONS - 1
+    assert message.startswith(f"1 of {SESSIONS} sessions failed; first: {stuck.session_path}: ")
+    assert "cannot claim" in message
+    assert [(f.path, f.state) for f in _flags(sample_root)] == [(stuck.path, FlagState.PENDING)]
+
+
+def test_a_claim_lost_before_it_is_settled_keeps_the_session_registered(
+    prefect_api, alyx, sample_root, monkeypatch
+):
+    """A claimed flag removed (by hand, or by another process) while its session registers."""
+    lost = sorted(_flags(sample_root), key=lambda f: f.session_path)[0]
+    real_complete = flags.complete
+
+    def complete_after_removal(claim, keep_done_marker=False):
+        if claim.flag.session_path == lost.session_path:
+            claim.flag.path.unlink()
+        return real_complete(claim, keep_done_marker=keep_done_marker)
+
+    monkeypatch.setattr(flags, "complete", complete_after_removal)
+    summary = _register(sample_root, alyx)
+    assert [s.status for s in summary.sessions] == ["registered"] * SESSIONS
+    assert _flags(sample_root) == []
+
+
+def test_a_run_that_stops_gives_back_the_claims_it_has_not_settled(
+    prefect_api, alyx, sample_root, monkeypatch
+):
+    def events_down(*args, **kwargs):
+        raise RuntimeError("events down")
+
+    monkeypatch.setattr(register, "emit_session_registered", events_down)
+    state = register_new_sessions(
+        sample_root,
+        alyx=alyx.url,
+        quiet_seconds=0,
+        max_parallel_sessions=2,
+        options=FAST,
+        return_state=True,
+    )
+    assert state.is_failed() and "events down" in state.message
+    assert [f.state for f in _flags(sample_root)] == [FlagState.PENDING] * SESSIONS
