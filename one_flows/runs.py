@@ -390,21 +390,26 @@ def hold(session_path: Path, run_id: str) -> list[flags.Claim]:
     ------
     SessionFailed
         another run holds the session (its flags are left as they were).
+    FlagError
+        a flag cannot be claimed (the flags claimed before it are given back).
     """
     holders = {f.run_id for f in flags.find_flags(session_path, states=[flags.FlagState.CLAIMED])}
-    claims = []
-    for flag in flags.find_flags(session_path):
-        claim = flags.claim(flag, run_id)
-        if claim is None:
-            holders.add("another run")
-        else:
-            claims.append(claim)
-    if holders:
+    claims: list[flags.Claim] = []
+    try:
+        for flag in flags.find_flags(session_path):
+            claim = flags.claim(flag, run_id)
+            if claim is None:
+                holders.add("another run")
+            else:
+                claims.append(claim)
+        if holders:
+            raise SessionFailed(
+                f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
+            )
+    except BaseException as exc:
         for claim in claims:
-            flags.release(claim, reason="the session is held by another run")
-        raise SessionFailed(
-            f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
-        )
+            flags.release(claim, reason=f"the manual run did not get the session: {exc}")
+        raise
     return claims
 
 

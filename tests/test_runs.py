@@ -154,6 +154,27 @@ def test_a_manual_run_holds_the_session_and_never_counts_an_attempt(tmp_path):
     assert _states(tmp_path) == []
 
 
+def test_a_manual_run_that_cannot_claim_every_flag_gives_back_those_it_took(tmp_path, monkeypatch):
+    flag = _flagged(tmp_path)
+    flags.fail(flags.claim(flag, str(uuid.uuid4())), "no", max_attempts=3)
+    (flag.session_path / "create_me.flag").touch()  # flagged again: two flags to claim
+    claimed = []
+    real_claim = flags.claim
+
+    def second_claim_refused(found, run_id):
+        if claimed:
+            raise flags.FlagError(found.path, "cannot claim: Permission denied")
+        claimed.append(real_claim(found, run_id))
+        return claimed[-1]
+
+    monkeypatch.setattr(flags, "claim", second_claim_refused)
+    with pytest.raises(flags.FlagError, match="cannot claim"):
+        hold(flag.session_path, str(uuid.uuid4()))
+    assert len(claimed) == 1
+    assert set(_states(tmp_path)) == {FlagState.PENDING, FlagState.FAILED}
+    assert len(_states(tmp_path)) == 2
+
+
 def _summary(*statuses: str) -> RegistrationSummary:
     sessions = [
         SessionResult(session_path=f"/d/s{i}", status=status, reason=f"/d/s{i}: why {i}")

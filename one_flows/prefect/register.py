@@ -187,6 +187,9 @@ def register_session(
     target = Target.choose(alyx, cache_dir, root)
     label = check_target.with_options(**options.retry.task_options())(target, repository)
     claims = hold(session_path, current_run_id())
+    result = SessionResult(
+        session_path=str(session_path), status="pending", reason="the run stopped"
+    )
     try:
         report = register_session_folder(
             session_path,
@@ -199,11 +202,11 @@ def register_session(
     except Exception as exc:
         result = SessionResult.of_error(session_path, exc)
         if result.status == "pending":
-            let_go(claims, result, keep_done_marker=options.keep_done_marker)
             raise
     else:
         result = _registered(session_path, target, report)
-    let_go(claims, result, keep_done_marker=options.keep_done_marker)
+    finally:
+        let_go(claims, result, keep_done_marker=options.keep_done_marker)
     summary = RegistrationSummary(root=str(root), target=label, sessions=[result])
     _publish(summary, "register-session")
     if result.status not in ("registered", "unchanged"):

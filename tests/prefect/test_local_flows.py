@@ -10,7 +10,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 
 from one_flows.flags import find_flags
 from one_flows.one import One
-from one_flows.prefect import hashing
+from one_flows.prefect import hashing, register
 from one_flows.prefect.register import (
     RegistrationOptions,
     register_new_sessions,
@@ -111,6 +111,17 @@ def test_a_failed_manual_run_gives_the_flag_back(
     assert state.is_failed() and "SWC_043" in state.message
     assert [p.name for p in session.iterdir() if "flag" in p.name] == ["create_me.flag"]
     assert list(find_flags(sample_root))
+
+
+def test_a_manual_run_that_stops_gives_the_flag_back(prefect_api, sample_root, monkeypatch):
+    def events_down(*args, **kwargs):
+        raise RuntimeError("events down")
+
+    monkeypatch.setattr(register, "emit_session_registered", events_down)
+    session = sample_root / "hoferlab/Subjects/SWC_043/2026-01-05/001"
+    state = register_session(session, return_state=True)
+    assert state.is_failed() and "events down" in state.message
+    assert [p.name for p in session.iterdir() if "flag" in p.name] == ["create_me.flag"]
 
 
 def test_register_session_fails_the_flow_when_a_step_gives_up(prefect_api, tmp_path):
