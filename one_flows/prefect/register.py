@@ -215,8 +215,13 @@ def register_session(
 
 
 def _preview(found: flags.Flag, target: Target) -> SessionResult:
-    """What registering a flagged session would do, without claiming or sending anything."""
-    files = discover_files(found.session_path, target, flags.read_flag(found).files)
+    """What registering a flagged session would do, without claiming or sending anything; a
+    flag that cannot be read fails its session's preview alone."""
+    try:
+        listed = flags.read_flag(found).files
+    except flags.FlagError as exc:
+        return SessionResult.of_error(found.session_path, exc)
+    files = discover_files(found.session_path, target, listed)
     refused = refusals(registration_client(target), found.session_path)
     return SessionResult.preview(found.session_path, files.to_register, files.skipped, refused)
 

@@ -214,6 +214,17 @@ def test_a_dry_run_claims_and_sends_nothing(prefect_api, alyx, sample_root):
     assert len(_flags(sample_root, FlagState.PENDING)) == SESSIONS
 
 
+def test_a_dry_run_fails_only_the_preview_of_a_flag_it_cannot_read(prefect_api, alyx, sample_root):
+    bad = sorted(_flags(sample_root), key=lambda f: f.session_path)[0]
+    bad.path.write_text("../outside.npy\n")
+    summary = _register(sample_root, alyx, dry_run=True)
+    statuses = {s.session_path: s.status for s in summary.sessions}
+    assert statuses.pop(str(bad.session_path)) == "failed"
+    assert set(statuses.values()) == {"dry run"} and len(statuses) == SESSIONS - 1
+    assert "'..' is refused" in summary.sessions[0].reason
+    assert len(_flags(sample_root, FlagState.PENDING)) == SESSIONS
+
+
 def test_a_failing_session_does_not_stop_the_others(
     prefect_api, alyx_server, monkeypatch, sample_root
 ):
