@@ -113,6 +113,8 @@ def registration_client(target: Target) -> RegistrationClient:
         if client is None:
             client = _CLIENTS[key] = RegistrationClient(target.open())
             while len(_CLIENTS) > _MAX_CLIENTS:
-                _CLIENTS.popitem(last=False)[1].close()
+                # Not closed: a task of its run may still be using it. Its digest cache and
+                # ledger (SQLite connections) close when it is garbage-collected.
+                _CLIENTS.popitem(last=False)
         _CLIENTS.move_to_end(key)
         return client

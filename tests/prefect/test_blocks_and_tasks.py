@@ -26,7 +26,7 @@ from one_flows.prefect.retries import (
     RetrySettings,
     retry_if_transient,
 )
-from one_flows.prefect.targets import Target
+from one_flows.prefect.targets import Target, registration_client
 from one_flows.prefect.tasks import (
     create_or_fetch_session,
     register_session_files,
@@ -150,6 +150,20 @@ def test_target_choice(tmp_path, monkeypatch):
     assert Target.choose(None, tmp_path / "c", tmp_path) == Target(cache_dir=tmp_path / "c")
     monkeypatch.setenv("ALYX_URL", "https://alyx.example.org")
     assert Target.choose(None, None, tmp_path) == Target()
+
+
+def test_a_client_dropped_from_the_flow_runs_cache_is_not_closed(tmp_path, sample_root):
+    """A task may still be using a client the cache of recent clients lets go of."""
+    session = next(sample_root.glob("*/Subjects/*/*/*"))
+    first = registration_client(Target(cache_dir=tmp_path / "tables-0"))
+    assert first.register_session(session).eid
+    in_use = first._digest_cache()  # as a task hashing the session's files holds it
+    for i in range(1, 9):
+        registration_client(Target(cache_dir=tmp_path / f"tables-{i}"))
+    assert registration_client(Target(cache_dir=tmp_path / "tables-0")) is not first
+    hashed = next(p for p in session.rglob("*.npy"))
+    in_use.put(hashed, hashed.stat(), "0" * 32)
+    assert in_use.get(hashed, hashed.stat()) == "0" * 32
 
 
 def test_one_api_default_database_is_never_chosen_for_writing(tmp_path, monkeypatch):
