@@ -85,3 +85,14 @@ def test_prefect_yaml_ships_with_the_package(tmp_path):
             ]
         )
     )
+
+
+def test_serving_from_the_checkout_takes_a_block_name_for_alyx():
+    """Deployments refuse an Alyx URL (`block_reference`): the help says what they take."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "deployments/serve.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "AlyxCredentials block" in out.stdout and "URL" not in out.stdout
