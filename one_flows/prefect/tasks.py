@@ -35,12 +35,9 @@ from one_flows.runs import session_name, shown, warnings_of
 __all__ = [
     "DiscoveredFiles",
     "check_target",
-    "claim_session",
-    "complete_claim",
     "create_or_fetch_session",
     "current_run_id",
     "discover_files",
-    "fail_claim",
     "find_flagged_sessions",
     "flow_run_is_running",
     "hash_session_files",
@@ -123,24 +120,6 @@ def find_flagged_sessions(root: Path, flag: str, quiet_seconds: float) -> list[f
         else:
             get_run_logger().info("%s: files still changing; left for later", found.session_path)
     return sorted(ready, key=lambda f: f.session_path)
-
-
-@task(cache_policy=NO_CACHE, task_run_name=session_step_name("claim", "flag"))
-def claim_session(flag: flags.Flag) -> flags.Claim | None:
-    """Claim a flag for this flow run; None when another run took it first."""
-    return flags.claim(flag, current_run_id())
-
-
-@task(cache_policy=NO_CACHE, name="complete-claim")
-def complete_claim(claim: flags.Claim, keep_done_marker: bool = False) -> None:
-    """Mark a claimed session registered: remove its flag (or keep a done marker)."""
-    flags.complete(claim, keep_done_marker=keep_done_marker)
-
-
-@task(cache_policy=NO_CACHE, name="fail-claim")
-def fail_claim(claim: flags.Claim, reason: str, max_attempts: int) -> flags.Flag:
-    """Record a failed attempt; after ``max_attempts`` the session is quarantined."""
-    return flags.fail(claim, reason, max_attempts=max_attempts)
 
 
 # -- sessions and files ---------------------------------------------------------------------------
