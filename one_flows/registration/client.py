@@ -763,7 +763,11 @@ class RegistrationClient:
         run_id = f"create-sessions-{uuid.uuid4().hex}"
 
         def one(path: Path) -> SessionReport:
-            claim = flags.claim(found[path], run_id)
+            try:
+                claim = flags.claim(found[path], run_id)
+            except flags.FlagError as exc:
+                logger.error("%s: flag not claimed: %s", path, exc)
+                return SessionReport(path, error=exc)
             if claim is None:
                 error = flags.ClaimLost(found[path].path, "claimed by another run meanwhile")
                 return SessionReport(path, error=error)
@@ -771,9 +775,16 @@ class RegistrationClient:
                 report = self.register_session(path, file_list=register_files)
             except Exception as exc:
                 logger.error("%s: session not created: %s", path, exc)
-                flags.release(claim, f"session not created: {exc}")
+                _give_back(claim, f"session not created: {exc}")
                 return SessionReport(path, error=exc)
-            flags.complete(claim)
+            except BaseException:
+                _give_back(claim, "interrupted")
+                raise
+            try:
+                flags.complete(claim)
+            except flags.FlagError as exc:
+                logger.error("%s: session registered, but its flag was not removed: %s", path, exc)
+                report.error = exc
             return report
 
         return sessions, self._parallel(one, sessions)
@@ -1000,3 +1011,11 @@ def _listed(
     if outside:
         raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
     return paths
+
+
+def _give_back(claim: flags.Claim, reason: str) -> None:
+    """Release ``claim`` with ``reason``; a claim that cannot be given back is logged."""
+    try:
+        flags.release(claim, reason)
+    except flags.FlagError as exc:
+        logger.error("%s: flag not given back: %s", claim.flag.path, exc)
