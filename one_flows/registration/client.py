@@ -627,16 +627,6 @@ class RegistrationClient:
         looking_up = threading.Thread(
             target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
         )
-        if subjects:
-            looking_up.start()
-        files = self._walk_ahead(unheld)
-        order = sorted(
-            (i for i in range(len(paths)) if i not in reports), key=lambda i: -len(files[i] or ())
-        )
-        ahead = self._hash_ahead(
-            [(found.session_path, list(found)) for i in order if (found := files[i])],
-            kwargs.get("max_md5_size"),
-        )
 
         def one(i: int) -> SessionReport:
             try:
@@ -645,9 +635,21 @@ class RegistrationClient:
                 logger.error("%s: registration failed: %s", paths[i], exc)
                 return SessionReport(paths[i], error=exc)
 
-        # As many sessions as send files at once get their records and hashes ready meanwhile.
-        self._pipeline.sending = threading.Semaphore(self.max_workers)
+        if subjects:
+            looking_up.start()
+        ahead = None
         try:
+            files = self._walk_ahead(unheld)
+            order = sorted(
+                (i for i in range(len(paths)) if i not in reports),
+                key=lambda i: -len(files[i] or ()),
+            )
+            ahead = self._hash_ahead(
+                [(found.session_path, list(found)) for i in order if (found := files[i])],
+                kwargs.get("max_md5_size"),
+            )
+            # As many sessions as send files at once get their records and hashes ready meanwhile.
+            self._pipeline.sending = threading.Semaphore(self.max_workers)
             done = self._parallel(one, order, 2 * self.max_workers)
             reports.update(zip(order, done, strict=True))
         finally:

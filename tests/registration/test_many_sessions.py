@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,24 @@ def test_hash_ahead_fills_the_digest_cache_session_after_session(make_session, t
         assert all(cache.get(p, p.stat()) is not None for p in paths)
     ahead.stop()
     cache.close()
+
+
+def test_a_failed_batch_leaves_no_files_behind_for_the_next_call(server, make_session, tmp_path):
+    sessions = _sessions(make_session, [1, 1])
+    unopenable = tmp_path / "digests"
+    unopenable.mkdir()  # a folder is no digest cache
+    alyx = AlyxClient(server.url, username=server.username, password=server.password)
+    client = RegistrationClient(alyx, digest_cache=unopenable, ledger=False, max_workers=2)
+
+    with pytest.raises(ValueError, match="cannot open digest cache"):
+        client.register_sessions(sessions)
+
+    unopenable.rmdir()
+    (sessions[0] / NAMES[1]).parent.mkdir(parents=True, exist_ok=True)
+    (sessions[0] / NAMES[1]).write_bytes(GOOD_FILES[NAMES[1]])
+    report = client.register_session(sessions[0])
+
+    # The folder is walked again: the file added since the failed call is registered too.
+    assert report.ok and report.counts[Outcome.CREATED] == 2
+    assert not [t for t in threading.enumerate() if t.name == "look-up-ahead"]
+    client.close()
