@@ -237,6 +237,7 @@ class RegistrationClient:
         self._asking: dict[tuple[str, str], threading.Lock] = {}
         self._walked: dict[Path, FoundFiles] = {}
         self._lock = threading.Lock()
+        self._batch = threading.Lock()  # one register_sessions at a time: see there
         self._pipeline = FilePipeline(
             self.target, self._dataset_type_matcher, self._digest_cache, hash_workers, batch_size
         )
@@ -617,6 +618,9 @@ class RegistrationClient:
         a digest cache, their files are hashed ahead, one session after another in that order
         (`HashAhead`), while the sessions before are being created and sent: a session's
         requests wait for its own hashing only, never for the others'.
+
+        Calls on one client run one after another (each uses the client's ``max_workers``);
+        ``register_session`` calls from other threads meanwhile share its bound on sending.
         """
         paths = [Path(p) for p in session_paths]
         # Sessions the ledger vouches for are answered here: no request, nothing to overlap.
@@ -635,32 +639,33 @@ class RegistrationClient:
                 logger.error("%s: registration failed: %s", paths[i], exc)
                 return SessionReport(paths[i], error=exc)
 
-        if subjects:
-            looking_up.start()
-        ahead = None
-        try:
-            files = self._walk_ahead(unheld)
-            order = sorted(
-                (i for i in range(len(paths)) if i not in reports),
-                key=lambda i: -len(files[i] or ()),
-            )
-            ahead = self._hash_ahead(
-                [(found.session_path, list(found)) for i in order if (found := files[i])],
-                kwargs.get("max_md5_size"),
-            )
-            # As many sessions as send files at once get their records and hashes ready meanwhile.
-            self._pipeline.sending = threading.Semaphore(self.max_workers)
-            done = self._parallel(one, order, 2 * self.max_workers)
-            reports.update(zip(order, done, strict=True))
-        finally:
+        with self._batch:
             if subjects:
-                looking_up.join()
-            with self._lock:
-                self._walked.clear()
-            self._pipeline.sending = None
-            if ahead is not None:
-                self._pipeline.ahead = None
-                ahead.stop()
+                looking_up.start()
+            ahead = None
+            try:
+                files = self._walk_ahead(unheld)
+                order = sorted(
+                    (i for i in range(len(paths)) if i not in reports),
+                    key=lambda i: -len(files[i] or ()),
+                )
+                ahead = self._hash_ahead(
+                    [(found.session_path, list(found)) for i in order if (found := files[i])],
+                    kwargs.get("max_md5_size"),
+                )
+                # As many sessions as send files at once get their records and hashes ready.
+                self._pipeline.sending = threading.Semaphore(self.max_workers)
+                done = self._parallel(one, order, 2 * self.max_workers)
+                reports.update(zip(order, done, strict=True))
+            finally:
+                if subjects:
+                    looking_up.join()
+                with self._lock:
+                    self._walked.clear()
+                self._pipeline.sending = None
+                if ahead is not None:
+                    self._pipeline.ahead = None
+                    ahead.stop()
         return [reports[i] for i in range(len(paths))]
 
     def _look_up_ahead(self, subjects: list[str]) -> None:

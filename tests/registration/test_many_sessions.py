@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,38 @@ def test_a_failed_batch_leaves_no_files_behind_for_the_next_call(server, make_se
     assert report.ok and report.counts[Outcome.CREATED] == 2
     assert not [t for t in threading.enumerate() if t.name == "look-up-ahead"]
     client.close()
+
+
+def test_batches_on_one_client_run_one_after_another(make_session, tmp_path):
+    # Two batches that the server's answers tell apart: one file per session, and four.
+    few = _sessions(make_session, [1, 1, 1])
+    many = [
+        make_session(
+            {name: GOOD_FILES[name] for name in NAMES[:4]},
+            session=f"cortexlab/Subjects/algernon/2026-02-0{day}/001",
+        )
+        for day in (1, 2, 3)
+    ]
+    with AlyxTestServer(
+        latency=LatencyModel(register_file=Cost(seconds=0.3, per_file=0.001))
+    ) as server:
+        client = _client(server, tmp_path, max_workers=2)
+        start = threading.Barrier(2)
+
+        def batch(sessions: list[Path]) -> list:
+            start.wait()
+            return client.register_sessions(sessions)
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(batch, [few, many]))
+        served = server.workers.served
+        client.close()
+
+    assert [[r.counts[Outcome.CREATED] for r in reports] for reports in answers] == [
+        [1, 1, 1],
+        [4, 4, 4],
+    ]
+    assert all(r.ok for reports in answers for r in reports)
+    # Neither batch's files went out while the other's were being sent.
+    sent = [r.files for r in served if r.path.rstrip("/") == "/register-file"]
+    assert sent in ([1, 1, 1, 4, 4, 4], [4, 4, 4, 1, 1, 1])
