@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 
 import pytest
 import requests
@@ -147,3 +148,23 @@ def test_alyx_target_raises_the_timeout_when_no_session_shows(server, monkeypatc
     with target.client, pytest.raises(AlyxTransientError) as raised:
         target.create_session(record)
     assert isinstance(raised.value.__cause__, requests.Timeout)
+
+
+def test_alyx_target_raises_a_connect_timeout_at_once(monkeypatch):
+    # A listener whose accept queue is full drops new connections: they time out connecting.
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued.connect(listener.getsockname())
+        url = "http://{}:{}".format(*listener.getsockname())
+        client = AlyxClient(url, token="t", timeout=(0.2, 5))
+        target = AlyxTarget(client)
+        looked_for = []
+        monkeypatch.setattr(target, "find_sessions", lambda *args: looked_for.append(args) or [])
+        record = {"subject": "algernon", "number": 1, "start_time": "2026-01-03T00:00:00"}
+        with client, pytest.raises(AlyxTransientError) as raised:
+            target.create_session(record)
+
+    # The request never reached a server: no session can have been made, none is looked for.
+    assert isinstance(raised.value.__cause__, requests.ConnectTimeout)
+    assert looked_for == []
