@@ -81,8 +81,8 @@ class AlyxTarget:
         Raises
         ------
         TargetUnavailable
-            the server cannot be reached, refuses or lacks the credentials,
-            or fails; the message says which and what to do.
+            the server cannot be reached, refuses or lacks the credentials, denies the user
+            (403) or fails; the message says which and what to do.
         RepositoryNotFound
             the server has no data repository named ``repository``; the message lists those
             it has.
@@ -119,6 +119,9 @@ class AlyxTarget:
         elif isinstance(exc, AlyxUnavailable) and (exc.status or 0) >= 429:
             cause = "throttled (429)" if exc.status == 429 else f"server error {exc.status}"
             advice = "the server is failing: see its logs; flags are left for a later run"
+        elif exc.status == 403:
+            cause = f"refused (status {exc.status})"
+            advice = f"check the permissions of {self.client.username or 'the user'} on {url}"
         else:
             cause = "not an Alyx server"
             advice = f"check that {url} is the URL of Alyx's REST API, and its TLS certificate"
