@@ -162,3 +162,22 @@ def test_batches_on_one_client_run_one_after_another(make_session, tmp_path):
     # Neither batch's files went out while the other's were being sent.
     sent = [r.files for r in served if r.path.rstrip("/") == "/register-file"]
     assert sent in ([1, 1, 1, 4, 4, 4], [4, 4, 4, 1, 1, 1])
+
+
+def test_hash_ahead_stops_within_a_session(tmp_path):
+    session = tmp_path / "data/cortexlab/Subjects/algernon/2026-01-03/001"
+    (session / "alf").mkdir(parents=True)
+    paths = [session / f"alf/spikes.part{i:02d}.npy" for i in range(16)]
+    for path in paths:  # large sparse files, modified long ago: the cache keeps their digests
+        with path.open("wb") as f:
+            f.truncate(16 * 2**20)
+        os.utime(path, (path.stat().st_atime - 3600, path.stat().st_mtime - 3600))
+    cache = DigestCache(tmp_path / "digests.sqlite")
+
+    ahead = HashAhead([(session, paths)], cache, workers=1)
+    ahead.stop()
+    ahead.wait([session])  # at once: nothing more is hashed
+
+    # The session was not hashed to its end before stop returned.
+    assert sum(cache.get(p, p.stat()) is not None for p in paths) < len(paths)
+    cache.close()
