@@ -47,10 +47,10 @@ that code written against ONE-api goes on catching what it caught)::
     │   ├── ClaimLost
     │   └── FlagConflict
     ├── CacheError                      one_flows.cache: the cache tables cannot be used
-    │   ├── TablesFolderMissing [NotADirectoryError]
+    │   ├── TablesFolderMissing [NotADirectoryError]                                (outage)
     │   ├── NotACacheTable [ValueError]
     │   ├── SessionFolderError [ValueError]
-    │   └── TablesLockError [OSError]
+    │   └── TablesLockError [OSError]       the tables folder cannot be locked      (outage)
     ├── ParquetAppendError [ValueError] one_flows._parquet_append: not appendable parquet
     ├── PrefectAPIError [RuntimeError]  one_flows._prefect_api: the Prefect API did not start
     └── Outage                          the infrastructure failed, not the session
@@ -65,6 +65,8 @@ the one place that decides it.
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["OneFlowsError", "Outage", "is_outage"]
 
 
@@ -76,7 +78,8 @@ class Outage(OneFlowsError):
     """The infrastructure failed: the target is unreachable, refuses the credentials, or fails.
 
     A second base class of the errors that say so (`one_flows.alyx.AlyxAuthError`,
-    `one_flows.alyx.AlyxUnavailable`, `one_flows.targets.TargetUnavailable`).
+    `one_flows.alyx.AlyxUnavailable`, `one_flows.targets.TargetUnavailable`,
+    `one_flows.cache.TablesFolderMissing`, `one_flows.cache.TablesLockError`).
     """
 
 
@@ -84,8 +87,18 @@ def is_outage(exc: BaseException) -> bool:
     """Whether a failure is the infrastructure's (an outage) rather than the session's own.
 
     Outages are `Outage` errors: no or bad credentials, an unreachable server, connection
-    faults and transient faults that outlasted the retries, server errors (5xx). The standard
-    library's `ConnectionError` and `TimeoutError` count as well, from code that raises them
-    bare. Everything else is the session's own failure.
+    faults and transient faults that outlasted the retries, server errors (5xx), cache tables
+    that cannot be found, locked or written. Connection faults and timeouts raised bare count
+    as well: the standard library's `ConnectionError` and `TimeoutError`, those of `requests`
+    and httpx's transport errors (from the Prefect API). Everything else is the session's own
+    failure.
     """
-    return isinstance(exc, Outage | ConnectionError | TimeoutError)
+    if isinstance(exc, Outage | ConnectionError | TimeoutError):
+        return True
+    # An exception of a library exists only once the library is imported: this module, which
+    # every layer imports, does not import them itself.
+    requests = sys.modules.get("requests")
+    if requests is not None and isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.TransportError)

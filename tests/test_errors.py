@@ -7,12 +7,14 @@ import inspect
 import pkgutil
 import re
 
+import httpx
 import pytest
 import requests
 
 import one_flows
 from one_flows import alyx, errors
 from one_flows.alyx.errors import error_from_exception
+from one_flows.cache import TablesFolderMissing, TablesLockError
 from one_flows.errors import OneFlowsError, is_outage
 from one_flows.flags import FlagContentError
 from one_flows.registration import MemberNotFound, SessionFailed, SubjectNotFound
@@ -103,6 +105,14 @@ def _refused() -> requests.ConnectionError:
         (TargetUnavailable("alyx:http://a", "unreachable", "refused", "check the URL"), True),
         (ConnectionRefusedError(), True),
         (TimeoutError(), True),
+        # ... raised bare by requests, or by httpx talking to the Prefect API.
+        (_refused(), True),
+        (requests.ReadTimeout(), True),
+        (httpx.ConnectError("refused"), True),
+        (httpx.ReadTimeout("timed out"), True),
+        # Cache tables that cannot be found or locked: the file system's fault.
+        (TablesFolderMissing("/data/tables: no such folder"), True),
+        (TablesLockError("/data/tables: flock not supported"), True),
         # The session's own: its data, its names, its files, its flag.
         (alyx.AlyxRequestError("POST /sessions → 400: lab: unknown", status=400), False),
         (alyx.AlyxNotFound("GET /subjects/x → 404", status=404), False),
@@ -113,6 +123,11 @@ def _refused() -> requests.ConnectionError:
         (FlagContentError("/d/s/create_me.flag", 1, "../x", "'..' is refused"), False),
         (SessionFailed("/d/s: 2 files refused"), False),
         (ValueError("not a session folder"), False),
+        (requests.HTTPError("400 Client Error"), False),
+        (
+            httpx.HTTPStatusError("400", request=httpx.Request("GET", "http://a"), response=None),
+            False,
+        ),
         (alyx.AlyxError("any other failure"), False),
     ],
 )

@@ -5,7 +5,7 @@ Each also derives from the builtin error that callers caught before it existed.
 
 from __future__ import annotations
 
-from one_flows.errors import OneFlowsError
+from one_flows.errors import OneFlowsError, Outage
 
 __all__ = [
     "CacheError",
@@ -20,8 +20,9 @@ class CacheError(OneFlowsError):
     """The cache tables cannot be built, updated, read or written."""
 
 
-class TablesFolderMissing(CacheError, NotADirectoryError):
-    """The data folder or the tables folder does not exist."""
+class TablesFolderMissing(CacheError, NotADirectoryError, Outage):
+    """The data folder or the tables folder does not exist (an outage: e.g. a share that is
+    not mounted)."""
 
 
 class NotACacheTable(CacheError, ValueError):
@@ -33,5 +34,5 @@ class SessionFolderError(CacheError, ValueError):
     conflicts with the lab given."""
 
 
-class TablesLockError(CacheError, OSError):
-    """The tables folder cannot be locked (e.g. a file system without ``flock``)."""
+class TablesLockError(CacheError, OSError, Outage):
+    """The tables folder cannot be locked (e.g. a file system without ``flock``): an outage."""

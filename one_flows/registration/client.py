@@ -237,6 +237,7 @@ class RegistrationClient:
         self._asking: dict[tuple[str, str], threading.Lock] = {}
         self._walked: dict[Path, FoundFiles] = {}
         self._lock = threading.Lock()
+        self._batch = threading.Lock()  # one register_sessions at a time: see there
         self._pipeline = FilePipeline(
             self.target, self._dataset_type_matcher, self._digest_cache, hash_workers, batch_size
         )
@@ -617,6 +618,9 @@ class RegistrationClient:
         a digest cache, their files are hashed ahead, one session after another in that order
         (`HashAhead`), while the sessions before are being created and sent: a session's
         requests wait for its own hashing only, never for the others'.
+
+        Calls on one client run one after another (each uses the client's ``max_workers``);
+        ``register_session`` calls from other threads meanwhile share its bound on sending.
         """
         paths = [Path(p) for p in session_paths]
         # Sessions the ledger vouches for are answered here: no request, nothing to overlap.
@@ -627,16 +631,6 @@ class RegistrationClient:
         looking_up = threading.Thread(
             target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
         )
-        if subjects:
-            looking_up.start()
-        files = self._walk_ahead(unheld)
-        order = sorted(
-            (i for i in range(len(paths)) if i not in reports), key=lambda i: -len(files[i] or ())
-        )
-        ahead = self._hash_ahead(
-            [(found.session_path, list(found)) for i in order if (found := files[i])],
-            kwargs.get("max_md5_size"),
-        )
 
         def one(i: int) -> SessionReport:
             try:
@@ -645,20 +639,33 @@ class RegistrationClient:
                 logger.error("%s: registration failed: %s", paths[i], exc)
                 return SessionReport(paths[i], error=exc)
 
-        # As many sessions as send files at once get their records and hashes ready meanwhile.
-        self._pipeline.sending = threading.Semaphore(self.max_workers)
-        try:
-            done = self._parallel(one, order, 2 * self.max_workers)
-            reports.update(zip(order, done, strict=True))
-        finally:
+        with self._batch:
             if subjects:
-                looking_up.join()
-            with self._lock:
-                self._walked.clear()
-            self._pipeline.sending = None
-            if ahead is not None:
-                self._pipeline.ahead = None
-                ahead.stop()
+                looking_up.start()
+            ahead = None
+            try:
+                files = self._walk_ahead(unheld)
+                order = sorted(
+                    (i for i in range(len(paths)) if i not in reports),
+                    key=lambda i: -len(files[i] or ()),
+                )
+                ahead = self._hash_ahead(
+                    [(found.session_path, list(found)) for i in order if (found := files[i])],
+                    kwargs.get("max_md5_size"),
+                )
+                # As many sessions as send files at once get their records and hashes ready.
+                self._pipeline.sending = threading.Semaphore(self.max_workers)
+                done = self._parallel(one, order, 2 * self.max_workers)
+                reports.update(zip(order, done, strict=True))
+            finally:
+                if subjects:
+                    looking_up.join()
+                with self._lock:
+                    self._walked.clear()
+                self._pipeline.sending = None
+                if ahead is not None:
+                    self._pipeline.ahead = None
+                    ahead.stop()
         return [reports[i] for i in range(len(paths))]
 
     def _look_up_ahead(self, subjects: list[str]) -> None:
@@ -763,7 +770,11 @@ class RegistrationClient:
         run_id = f"create-sessions-{uuid.uuid4().hex}"
 
         def one(path: Path) -> SessionReport:
-            claim = flags.claim(found[path], run_id)
+            try:
+                claim = flags.claim(found[path], run_id)
+            except flags.FlagError as exc:
+                logger.error("%s: flag not claimed: %s", path, exc)
+                return SessionReport(path, error=exc)
             if claim is None:
                 error = flags.ClaimLost(found[path].path, "claimed by another run meanwhile")
                 return SessionReport(path, error=error)
@@ -771,9 +782,16 @@ class RegistrationClient:
                 report = self.register_session(path, file_list=register_files)
             except Exception as exc:
                 logger.error("%s: session not created: %s", path, exc)
-                flags.release(claim, f"session not created: {exc}")
+                _give_back(claim, f"session not created: {exc}")
                 return SessionReport(path, error=exc)
-            flags.complete(claim)
+            except BaseException:
+                _give_back(claim, "interrupted")
+                raise
+            try:
+                flags.complete(claim)
+            except flags.FlagError as exc:
+                logger.error("%s: session registered, but its flag was not removed: %s", path, exc)
+                report.error = exc
             return report
 
         return sessions, self._parallel(one, sessions)
@@ -1000,3 +1018,11 @@ def _listed(
     if outside:
         raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
     return paths
+
+
+def _give_back(claim: flags.Claim, reason: str) -> None:
+    """Release ``claim`` with ``reason``; a claim that cannot be given back is logged."""
+    try:
+        flags.release(claim, reason)
+    except flags.FlagError as exc:
+        logger.error("%s: flag not given back: %s", claim.flag.path, exc)

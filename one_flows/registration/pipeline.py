@@ -383,6 +383,10 @@ class FilePipeline:
         return [failed[i] if i in failed else next(sent) for i in range(len(files))]
 
 
+class _Stopped(Exception):
+    """Stops `HashAhead`'s hashing of a session, from its progress callback."""
+
+
 class HashAhead:
     """Hashes sessions' files into the digest cache, in order, ahead of their registration.
 
@@ -423,13 +427,24 @@ class HashAhead:
             if self._stopped.is_set():
                 break
             try:
-                hash_files(paths, workers=workers, max_md5_size=max_md5_size, cache=cache)
+                hash_files(
+                    paths,
+                    workers=workers,
+                    max_md5_size=max_md5_size,
+                    cache=cache,
+                    progress=self._go_on,
+                )
             except Exception as exc:  # the session's own hashing will meet it and report it
                 logger.debug("%s: not hashed ahead: %s", session, exc)
             finally:
                 self._done[session].set()
         for done in self._done.values():
             done.set()
+
+    def _go_on(self, done: int, total: int) -> None:
+        """Stop hashing, between two chunks, once `stop` was called."""
+        if self._stopped.is_set():
+            raise _Stopped
 
     def wait(self, sessions: Iterable[Path]) -> None:
         """Wait until the sessions' files were hashed ahead (at once for other sessions)."""
@@ -438,7 +453,7 @@ class HashAhead:
                 done.wait()
 
     def stop(self) -> None:
-        """Hash no further session, and wait for the one being hashed."""
+        """Stop hashing (the files being read stop at their next chunk) and wait for it."""
         self._stopped.set()
         self._thread.join()
 

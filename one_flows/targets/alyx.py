@@ -9,8 +9,6 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
 from one_flows.alyx import (
     AlyxAuthError,
     AlyxClient,
@@ -83,8 +81,8 @@ class AlyxTarget:
         Raises
         ------
         TargetUnavailable
-            the server cannot be reached, refuses or lacks the credentials,
-            or fails; the message says which and what to do.
+            the server cannot be reached, refuses or lacks the credentials, denies the user
+            (403) or fails; the message says which and what to do.
         RepositoryNotFound
             the server has no data repository named ``repository``; the message lists those
             it has.
@@ -121,6 +119,9 @@ class AlyxTarget:
         elif isinstance(exc, AlyxUnavailable) and (exc.status or 0) >= 429:
             cause = "throttled (429)" if exc.status == 429 else f"server error {exc.status}"
             advice = "the server is failing: see its logs; flags are left for a later run"
+        elif exc.status == 403:
+            cause = f"refused (status {exc.status})"
+            advice = f"check the permissions of {self.client.username or 'the user'} on {url}"
         else:
             cause = "not an Alyx server"
             advice = f"check that {url} is the URL of Alyx's REST API, and its TLS certificate"
@@ -179,19 +180,21 @@ class AlyxTarget:
     def create_session(self, record: dict[str, Any]) -> dict[str, Any]:
         """``POST /sessions``; when the request times out, the record the server created.
 
-        The server may still be creating the session when the request times out, and a retry
-        that looked for it at once would post another: the session is looked for a few times
-        (`CREATE_SETTLE_WAITS`), and the timeout is raised only if it never shows.
+        The server may still be creating the session when the request was sent and no answer
+        came (a read timeout, a connection dropped after sending), and a retry that looked for
+        it at once would post another: the session is looked for a few times
+        (`CREATE_SETTLE_WAITS`), and the error is raised only if it never shows. A request
+        that never reached the server (a connect timeout, a refused connection) is not.
 
         Raises
         ------
         AlyxTransientError
-            The request failed, or timed out and no session showed.
+            The request failed, or got no answer and no session showed.
         """
         try:
             return self.client.post("/sessions", record)
         except AlyxTransientError as exc:
-            if not isinstance(exc.__cause__, requests.Timeout):
+            if exc.status is not None or not exc.may_have_run:
                 raise
             session = self._await_created(record)
             if session is None:

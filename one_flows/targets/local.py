@@ -166,7 +166,11 @@ class LocalTarget:
         tables = dataclasses.replace(tables, metadata=metadata)
         # On failure the cache keeps the previous tables; if one file was written, the changed
         # signature makes the next call read the files again.
-        save_tables(tables, self.cache_dir)
+        try:
+            save_tables(tables, self.cache_dir)
+        except OSError as exc:  # a full disk, a read-only or failing file system: not the session's
+            advice = f"check {self.cache_dir}: free space, permissions, the file system"
+            raise TargetUnavailable(self.label, "tables not written", str(exc), advice) from exc
         self._cached = (self._signature(), tables, False)
 
     @staticmethod

@@ -10,7 +10,7 @@ import pytest
 import one_flows.targets.local as local
 from one_flows.cache import CacheTables, load_tables, save_tables
 from one_flows.cache.files import write_parquet_atomic
-from one_flows.targets import FileBatch, LocalTarget
+from one_flows.targets import FileBatch, LocalTarget, TargetUnavailable
 
 RECORD = {
     "subject": "algernon",
@@ -103,11 +103,11 @@ def test_local_failed_saves_leave_no_phantom_rows(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(local, "save_tables", failing)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TargetUnavailable, match="disk full"):
         target.create_session(RECORD | {"subject": "bob"})
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TargetUnavailable, match="disk full"):
         target.update_session(eid, {"task_protocol": "bbbb", "projects": ["p"]})
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TargetUnavailable, match="disk full"):
         target.register_files(batch("alf/spikes.amps.npy"))
 
     assert target.find_sessions("bob", "2026-01-03", 1) == []
@@ -134,7 +134,7 @@ def test_local_half_saved_tables_are_read_again(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(local, "save_tables", datasets_only)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TargetUnavailable, match="disk full"):
         target.register_files(batch("alf/spikes.amps.npy"))
 
     # What the instance holds is what the files hold, not what it held before the failure.

@@ -13,6 +13,7 @@ from one_flows.registration import (
     RegistrationClient,
     SubjectNotFound,
 )
+from one_flows.targets import alyx as alyx_target
 from one_flows.testing.server import AlyxTestServer
 
 from .conftest import BAD_FILES, GOOD_FILES, SESSION, one_api_registration
@@ -212,6 +213,8 @@ def test_crash_after_session_post_then_rerun_makes_one_session(
 ):
     path = make_session(GOOD_FILES)
     _drop_answer_once(server, monkeypatch, "POST", "/sessions")
+    # The session is not looked for after the drop: the process crashed.
+    monkeypatch.setattr(alyx_target, "CREATE_SETTLE_WAITS", ())
 
     with pytest.raises(AlyxTransientError):
         client.register_session(path)
@@ -221,6 +224,19 @@ def test_crash_after_session_post_then_rerun_makes_one_session(
 
     assert not report.created and report.counts[Outcome.CREATED] == len(GOOD_FILES)
     _assert_registered_once(alyx_client, GOOD_FILES)
+
+
+def test_a_dropped_answer_to_the_session_post_finds_the_session_made(
+    client, alyx_client, make_session, server, monkeypatch
+):
+    path = make_session(GOOD_FILES)
+    _drop_answer_once(server, monkeypatch, "POST", "/sessions")
+    monkeypatch.setattr(alyx_target, "CREATE_SETTLE_WAITS", (0.1,))
+
+    report = client.register_session(path)
+
+    assert report.created and report.counts[Outcome.CREATED] == len(GOOD_FILES)
+    assert [s["id"] for s in _sessions(alyx_client)] == [report.eid]
 
 
 def test_crash_after_register_file_then_rerun_registers_each_file_once(

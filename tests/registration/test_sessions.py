@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from one_flows import flags
 from one_flows.flags import read_flag
 from one_flows.registration import Outcome, RegistrationClient, SubjectNotFound
 from one_flows.registration.sessions import ensure_ISO8601, make_session_folder
@@ -163,3 +164,55 @@ def test_create_sessions_lives_the_flag_life(client, alyx_client, make_session, 
     assert "nobody" in history[0]["reason"]
     assert (held / "create_me.flag.run-1.claimed").exists()
     assert (elsewhere / "create_me.flag").exists() and alyx_client.list_all("/sessions") == []
+
+
+def test_create_sessions_reports_a_flag_fault_and_goes_on(
+    client, alyx_client, make_session, tmp_path, monkeypatch
+):
+    root = tmp_path / "data"
+    stuck, good, gone = (
+        make_session({"create_me.flag": b""}, session=f"algernon/2026-01-0{day}/001")
+        for day in (3, 4, 5)
+    )
+    claim, complete = flags.claim, flags.complete
+
+    def claim_or_fail(flag, run_id):
+        if flag.session_path == stuck:
+            raise flags.FlagError(flag.path, "cannot claim: Permission denied")
+        return claim(flag, run_id)
+
+    def lose_then_complete(held):
+        if held.source.session_path == gone:
+            held.flag.path.unlink()  # reaped by another run meanwhile
+        return complete(held)
+
+    monkeypatch.setattr(flags, "claim", claim_or_fail)
+    monkeypatch.setattr(flags, "complete", lose_then_complete)
+
+    paths, reports = client.create_sessions(root)
+
+    outcome = dict(zip(paths, reports, strict=True))
+    assert sorted(outcome) == [stuck, good, gone]
+    assert isinstance(outcome[stuck].error, flags.FlagError) and outcome[stuck].session is None
+    assert outcome[good].ok and not (good / "create_me.flag").exists()
+    # Registered, but its flag's fate is unknown: the report says both.
+    assert isinstance(outcome[gone].error, flags.ClaimLost) and outcome[gone].created
+    assert (stuck / "create_me.flag").exists()
+    assert len(alyx_client.list_all("/sessions")) == 2
+
+
+def test_create_sessions_gives_the_claim_back_when_interrupted(
+    client, alyx_client, make_session, tmp_path, monkeypatch
+):
+    root = tmp_path / "data"
+    path = make_session({"create_me.flag": b""}, session="algernon/2026-01-03/001")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(client, "register_session", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        client.create_sessions(root)
+
+    assert [p.name for p in path.iterdir()] == ["create_me.flag"]
+    assert [r["event"] for r in read_flag(path / "create_me.flag").records] == ["released"]

@@ -65,6 +65,15 @@ def test_a_failing_server_names_its_status(server, status, cause):
     assert failed.cause == cause
 
 
+def test_a_user_without_permission_is_told_so(server):
+    # A 403 that is not about the credentials (those are bad credentials): a permission.
+    server.faults.add(method="GET", path="/dataset-types", kind="status", status=403)
+    failed = _check(server.url, username=server.username, password=server.password)
+    assert failed.cause == "refused (status 403)"
+    assert f"check the permissions of {server.username}" in str(failed)
+    assert "TLS" not in str(failed)
+
+
 def test_a_url_that_is_no_alyx_says_so(server):
     failed = _check(f"{server.url}/docs", username=server.username, password=server.password)
     assert failed.cause == "not an Alyx server"

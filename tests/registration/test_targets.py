@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import socket
 
 import pytest
 import requests
 
 from one_flows.alyx import AlyxClient, AlyxTransientError
+from one_flows.cache import tables as cache_tables
+from one_flows.errors import is_outage
 from one_flows.registration import NO_DATASET_TYPE, Outcome, RegistrationClient
 from one_flows.targets import (
     AlyxTarget,
@@ -16,6 +21,7 @@ from one_flows.targets import (
     FileBatch,
     LocalTarget,
     RegistrationTarget,
+    TargetUnavailable,
 )
 from one_flows.targets import alyx as alyx_target
 
@@ -147,3 +153,39 @@ def test_alyx_target_raises_the_timeout_when_no_session_shows(server, monkeypatc
     with target.client, pytest.raises(AlyxTransientError) as raised:
         target.create_session(record)
     assert isinstance(raised.value.__cause__, requests.Timeout)
+
+
+def test_alyx_target_raises_a_connect_timeout_at_once(monkeypatch):
+    # A listener whose accept queue is full drops new connections: they time out connecting.
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued.connect(listener.getsockname())
+        url = "http://{}:{}".format(*listener.getsockname())
+        client = AlyxClient(url, token="t", timeout=(0.2, 5))
+        target = AlyxTarget(client)
+        looked_for = []
+        monkeypatch.setattr(target, "find_sessions", lambda *args: looked_for.append(args) or [])
+        record = {"subject": "algernon", "number": 1, "start_time": "2026-01-03T00:00:00"}
+        with client, pytest.raises(AlyxTransientError) as raised:
+            target.create_session(record)
+
+    # The request never reached a server: no session can have been made, none is looked for.
+    assert isinstance(raised.value.__cause__, requests.ConnectTimeout)
+    assert looked_for == []
+
+
+def test_local_tables_on_a_full_disk_are_an_outage(make_session, tmp_path, monkeypatch):
+    client = RegistrationClient(LocalTarget(tmp_path / "cache"), digest_cache=False)
+    path = make_session({"alf/spikes.times.npy": b"t"})
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache_tables, "write_parquet_atomic", full_disk)
+    with pytest.raises(TargetUnavailable) as raised:
+        client.register_session(path)
+
+    # The file system's fault, not the session's: it spends none of the session's attempts.
+    assert is_outage(raised.value) and raised.value.cause == "tables not written"
+    assert raised.value.__cause__.errno == errno.ENOSPC
