@@ -30,7 +30,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from one_flows import flags
-from one_flows.alyx import AlyxServerError
 from one_flows.errors import is_outage
 from one_flows.registration import (
     FileOutcome,
@@ -149,26 +148,9 @@ class SessionResult(BaseModel):
         return result
 
     @classmethod
-    def of_error(
-        cls, session_path: Path, exc: BaseException, *, target_up: bool = False
-    ) -> SessionResult:
+    def of_error(cls, session_path: Path, exc: BaseException) -> SessionResult:
         """The result of a session an error stopped: ``pending`` when the error is an outage
-        (`one_flows.errors.is_outage`), else ``failed``.
-
-        With ``target_up`` (the target's check passed after the error), a server failure that
-        is not transient (`one_flows.alyx.AlyxServerError`, a 500) is the session's own: the
-        server failed on its data while answering others, so it is ``failed``, not left
-        pending for ever.
-        """
-        if target_up and isinstance(exc, AlyxServerError):
-            return cls(
-                session_path=str(session_path),
-                status="failed",
-                reason=(
-                    f"{session_path}: the server failed on this session's data while "
-                    f"answering others: {exc}"
-                ),
-            )
+        (`one_flows.errors.is_outage`), else ``failed``."""
         return cls(
             session_path=str(session_path),
             status="pending" if is_outage(exc) else "failed",

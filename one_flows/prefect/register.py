@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from one_flows import flags
-from one_flows.errors import is_outage
 from one_flows.prefect.blocks import AlyxCredentials
 from one_flows.prefect.events import emit_session_registered
 from one_flows.prefect.forms import form, no_null_default, no_null_defaults
@@ -247,11 +246,10 @@ def _register_flagged(
     into the data ``repository`` when named: each is claimed as its turn comes, and its claim
     settled; one result per flag, in order.
 
-    After a session's outage the target is checked again before its claim is settled: if it
-    is down, the session and those not tried are ``pending``, and no other is claimed; if it
-    answers, a server failure on that session is its own (see `SessionResult.of_error`).
-    A flag that cannot be claimed fails its session alone; one that cannot be settled is
-    logged, its result kept. Claims not settled when the run stops are given back."""
+    After an outage the target is checked again: if it is down, no other session is claimed,
+    and those left are ``pending``. A flag that cannot be claimed fails its session alone; one
+    that cannot be settled is logged, its result kept. Claims not settled when the run stops
+    are given back."""
     run_id = current_run_id()
     results: dict[int, SessionResult] = {}
     waiting = deque(enumerate(found))
@@ -316,13 +314,13 @@ def _register_flagged(
                 session = found[i].session_path
                 report = future.result(raise_on_failure=False)
                 if isinstance(report, BaseException):
-                    if outage is None and is_outage(report):
-                        outage = _down(target, options)
-                    result = SessionResult.of_error(session, report, target_up=outage is None)
+                    result = SessionResult.of_error(session, report)
                 else:
                     result = _registered(session, target, report)
                 del running[future]
                 finish(i, claim, result)
+                if result.status == "pending" and waiting and outage is None:
+                    outage = _down(target, options)
     finally:
         _give_back([claim for _, claim in running.values()])
     for i, flag in waiting:
