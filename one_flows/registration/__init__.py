@@ -11,10 +11,11 @@ A script written for ONE-api's ``RegistrationClient(one)`` runs with only its im
 
 The package exports the client, what it answers (`SessionReport`, `RegisteredFiles`,
 `FileOutcome`, `Outcome` and the skip reasons), its errors, the ledger it may be given and where
-digests are kept by default. The modules: ``client`` (the ONE-compatible facade), ``pipeline``
-(a file's way from candidate to outcome), ``ledger`` (what this machine registered, and the fast
-path it allows), ``files`` (which files are registrable), ``sessions`` (session folders and
-records), ``revisions``, ``outcomes`` and ``errors``.
+digests are kept by default. The modules: ``client`` (the ONE-compatible facade), ``batch``
+(the scheduling of many sessions), ``pipeline`` (a file's way from candidate to outcome),
+``ledger`` (what this machine registered, and the fast path it allows), ``care`` (weighings and
+water), ``files`` (which files are registrable), ``sessions`` (session folders and records),
+``revisions``, ``outcomes`` and ``errors``.
 """
 
 from one_flows.registration.client import RegistrationClient, default_digest_cache_path

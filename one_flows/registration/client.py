@@ -33,8 +33,13 @@ The methods have the names, arguments and meanings of ONE-api's
   first, their files are hashed ahead while earlier sessions are sent, and the next sessions'
   records are created meanwhile (see `RegistrationClient.register_sessions`).
 
-The file pipeline is in `one_flows.registration.pipeline`, the ledger's fast path in
-`one_flows.registration.ledger`; this module is the ONE-compatible facade over them.
+This module is the ONE-compatible facade; the work is done in the modules beside it:
+``register_sessions``' scheduling across sessions in `one_flows.registration.batch`, the file
+pipeline (``register_files`` and a session's files) in `one_flows.registration.pipeline`, the
+ledger's fast path in `one_flows.registration.ledger`, animal care (``register_weight``,
+``register_water_administration``) in `one_flows.registration.care`, session folders, locks
+and fields in `one_flows.registration.sessions`, and the recovery of a timed-out session
+creation in the target (`one_flows.targets.AlyxTarget`).
 """
 
 from __future__ import annotations
@@ -44,19 +49,16 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from one_flows import flags
-from one_flows.alf import get_session_path, is_uuid_string
+from one_flows.alf import get_session_path
 from one_flows.alyx import AlyxClient
 from one_flows.hashing import DigestCache
-from one_flows.registration.errors import (
-    MemberNotFound,
-    SessionFolderUnreadable,
-    SubjectNotFound,
-)
+from one_flows.registration.batch import SessionBatch, in_parallel
+from one_flows.registration.care import AnimalCare
+from one_flows.registration.errors import MemberNotFound, SubjectNotFound
 from one_flows.registration.files import (
     Classifier,
     DatasetTypeMatcher,
@@ -78,7 +80,6 @@ from one_flows.registration.pipeline import (
     DEFAULT_BATCH_SIZE,
     FileOptions,
     FilePipeline,
-    HashAhead,
     ProtectedMode,
     check_options,
 )
@@ -235,12 +236,20 @@ class RegistrationClient:
         self._matcher: DatasetTypeMatcher | None = None
         self._known: dict[tuple[str, str], dict[str, Any]] = {}
         self._asking: dict[tuple[str, str], threading.Lock] = {}
-        self._walked: dict[Path, FoundFiles] = {}
         self._lock = threading.Lock()
-        self._batch = threading.Lock()  # one register_sessions at a time: see there
         self._pipeline = FilePipeline(
             self.target, self._dataset_type_matcher, self._digest_cache, hash_workers, batch_size
         )
+        self._batch = SessionBatch(
+            self.target,
+            self._pipeline,
+            self._dataset_type_matcher,
+            self._digest_cache,
+            self._require,
+            max_workers,
+            hash_workers,
+        )
+        self._care = AnimalCare(self.target, self._require)
 
     def __repr__(self) -> str:
         return f"RegistrationClient({self.target!r})"
@@ -512,8 +521,7 @@ class RegistrationClient:
         """The files to register and those skipped, or None for no file registration; with
         ``reuse``, those ``register_sessions`` found for the folder, if it did."""
         if file_list is True:
-            with self._lock:
-                found = self._walked.pop(key.path, None) if reuse else None
+            found = self._batch.found(key.path) if reuse else None
             if found is None:
                 found = walk_session(key.path, classifier)
             return list(found), found.skipped
@@ -622,60 +630,12 @@ class RegistrationClient:
         Calls on one client run one after another (each uses the client's ``max_workers``);
         ``register_session`` calls from other threads meanwhile share its bound on sending.
         """
-        paths = [Path(p) for p in session_paths]
-        # Sessions the ledger vouches for are answered here: no request, nothing to overlap.
-        passed = [self._ledger_pass(p, kwargs) for p in paths]
-        reports = {i: r for i, r in enumerate(passed) if isinstance(r, SessionReport)}
-        unheld = [key if isinstance(key, SessionKey) else None for key in passed]
-        subjects = list(dict.fromkeys(key.subject for key in unheld if key is not None))
-        looking_up = threading.Thread(
-            target=self._look_up_ahead, args=(subjects,), name="look-up-ahead", daemon=True
+        return self._batch.run(
+            [Path(p) for p in session_paths],
+            lambda path: self.register_session(path, **kwargs),
+            lambda path: self._ledger_pass(path, kwargs),
+            kwargs.get("max_md5_size"),
         )
-
-        def one(i: int) -> SessionReport:
-            try:
-                return self.register_session(paths[i], **kwargs)
-            except Exception as exc:
-                logger.error("%s: registration failed: %s", paths[i], exc)
-                return SessionReport(paths[i], error=exc)
-
-        with self._batch:
-            if subjects:
-                looking_up.start()
-            ahead = None
-            try:
-                files = self._walk_ahead(unheld)
-                order = sorted(
-                    (i for i in range(len(paths)) if i not in reports),
-                    key=lambda i: -len(files[i] or ()),
-                )
-                ahead = self._hash_ahead(
-                    [(found.session_path, list(found)) for i in order if (found := files[i])],
-                    kwargs.get("max_md5_size"),
-                )
-                # As many sessions as send files at once get their records and hashes ready.
-                self._pipeline.sending = threading.Semaphore(self.max_workers)
-                done = self._parallel(one, order, 2 * self.max_workers)
-                reports.update(zip(order, done, strict=True))
-            finally:
-                if subjects:
-                    looking_up.join()
-                with self._lock:
-                    self._walked.clear()
-                self._pipeline.sending = None
-                if ahead is not None:
-                    self._pipeline.ahead = None
-                    ahead.stop()
-        return [reports[i] for i in range(len(paths))]
-
-    def _look_up_ahead(self, subjects: list[str]) -> None:
-        """Read the data formats and the subjects' records while the folders are walked."""
-        try:
-            self.target.file_extensions()
-            for subject in subjects:
-                self._require("subjects", subject)
-        except Exception as exc:  # each session that needs it asks again, and reports
-            logger.debug("reference records not read ahead: %s", exc)
 
     def _ledger_pass(self, path: Path, kwargs: dict[str, Any]) -> SessionReport | SessionKey | None:
         """What the ledger says of ``register_session(path, **kwargs)`` before it runs: its
@@ -695,49 +655,6 @@ class RegistrationClient:
             return self._vouched(key, entry, fields, file_list, file_options)
         except Exception:  # register_session meets it again and says what it is
             return None
-
-    def _walk_ahead(self, keys: list[SessionKey | None]) -> list[FoundFiles | None]:
-        """The files ``register_session`` will find in these session folders, kept for it;
-        None for no key, or a folder that cannot be walked. Nothing is walked when the target's
-        dataset types cannot be read: each session then meets the cause and reports it."""
-        if not any(keys):
-            return [None] * len(keys)
-        try:
-            matcher = self._dataset_type_matcher()
-        except Exception:
-            return [None] * len(keys)
-        found: list[FoundFiles | None] = []
-        for key in keys:
-            try:
-                found.append(None if key is None else walk_session(key.path, matcher))
-            except (OSError, SessionFolderUnreadable):
-                found.append(None)
-        with self._lock:
-            self._walked.update(
-                (key.path, files) for key, files in zip(keys, found, strict=True) if key and files
-            )
-        return found
-
-    def _hash_ahead(
-        self, sessions: list[tuple[Path, list[Path]]], max_md5_size: Any
-    ) -> HashAhead | None:
-        """Start hashing ``sessions`` ahead of this client's pipeline, with a digest cache."""
-        cache = self._digest_cache()
-        if cache is None or len(sessions) < 2 or self.max_workers == 1:
-            return None
-        try:
-            check_options("revision", max_md5_size)
-        except ValueError:
-            return None  # each session reports it
-        ahead = HashAhead(sessions, cache, self.hash_workers, max_md5_size)
-        self._pipeline.ahead = ahead
-        return ahead
-
-    def _parallel(self, work: Any, items: list[Any], workers: int | None = None) -> list[Any]:
-        if len(items) <= 1 or self.max_workers == 1:
-            return [work(item) for item in items]
-        with ThreadPoolExecutor(workers or self.max_workers, thread_name_prefix="register") as pool:
-            return list(pool.map(work, items))
 
     def create_sessions(
         self,
@@ -794,7 +711,7 @@ class RegistrationClient:
                 report.error = exc
             return report
 
-        return sessions, self._parallel(one, sessions)
+        return sessions, in_parallel(one, sessions, self.max_workers)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -913,15 +830,7 @@ class RegistrationClient:
         ``date_time`` defaults to now and ``user`` to the target's user; both the subject and
         the user must exist.
         """
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-            raise ValueError(f"weight must be a positive number of grams, not {weight!r}")
-        record = {
-            "subject": subject,
-            "date_time": ensure_ISO8601(date_time),
-            "weight": float(f"{weight:.4g}"),
-            "user": self._care_user(subject, user),
-        }
-        return self.target.register_weight(record)
+        return self._care.register_weight(subject, weight, date_time, user)
 
     def register_water_administration(
         self, subject: str, volume: float, **kwargs: Any
@@ -932,42 +841,7 @@ class RegistrationClient:
         ``user`` (default the target's user), ``session`` (an id, a session folder, or a
         session record) and ``adlib`` (default False).
         """
-        if isinstance(volume, bool) or not isinstance(volume, int | float) or not volume > 0:
-            raise ValueError(f"volume must be a positive number of ml, not {volume!r}")
-        unknown = set(kwargs) - {"date_time", "water_type", "user", "session", "adlib"}
-        if unknown:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
-        record: dict[str, Any] = {
-            "subject": subject,
-            "date_time": ensure_ISO8601(kwargs.get("date_time")),
-            "water_administered": float(f"{volume:.4g}"),
-            "water_type": kwargs.get("water_type") or "Water",
-            "user": self._care_user(subject, kwargs.get("user")),
-            "adlib": bool(kwargs.get("adlib", False)),
-        }
-        if kwargs.get("session"):
-            record["session"] = self._session_id(kwargs["session"])
-        return self.target.register_water_administration(record)
-
-    def _care_user(self, subject: str, user: str | None) -> str | None:
-        self._require("subjects", subject)
-        user = user or self.target.user
-        if user is not None:
-            self._require("users", user)
-        return user
-
-    def _session_id(self, session: Any) -> str:
-        """The id of a session given as an id, a record, or a session folder."""
-        if isinstance(session, dict):
-            eid = session.get("id") or str(session.get("url", ""))[-36:]
-        elif is_uuid_string(str(session)):
-            eid = str(session)
-        else:
-            found = self._find(SessionKey.from_path(session))
-            eid = preferred_session(found)["id"] if found else ""
-        if not is_uuid_string(eid):
-            raise ValueError(f"no session id found for {session!r}")
-        return eid
+        return self._care.register_water_administration(subject, volume, **kwargs)
 
 
 _FILE_OPTION_NAMES = (
