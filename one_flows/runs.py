@@ -389,8 +389,7 @@ def hold(session_path: Path, run_id: str) -> list[flags.Claim]:
                 f"{session_path}: claimed by flow run {', '.join(sorted(map(str, holders)))}"
             )
     except BaseException as exc:
-        for claim in claims:
-            flags.release(claim, reason=f"the manual run did not get the session: {exc}")
+        flags.give_back(claims, f"the manual run did not get the session: {exc}")
         raise
     return claims
 

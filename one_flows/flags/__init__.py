@@ -29,7 +29,15 @@ newly flagged session by the same rule.  Unusable flags raise (or, during scans,
 as) :class:`FlagError`.
 """
 
-from one_flows.flags.claims import Claim, claim, complete, fail, reap_stale_claims, release
+from one_flows.flags.claims import (
+    Claim,
+    claim,
+    complete,
+    fail,
+    give_back,
+    reap_stale_claims,
+    release,
+)
 from one_flows.flags.contents import FlagContents, read_flag, write_flag
 from one_flows.flags.errors import (
     ClaimLost,
@@ -63,6 +71,7 @@ __all__ = [
     "complete",
     "fail",
     "find_flags",
+    "give_back",
     "is_flag_file",
     "is_quiet",
     "read_flag",

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ except ImportError:  # Windows: no flock; is_running alone decides
     fcntl = None  # type: ignore[assignment]
 
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+
+_log = logging.getLogger(__name__)
 
 _HELD: dict[Path, int] = {}
 """Lock files of the claims this process holds, and their open descriptors."""
@@ -283,6 +286,23 @@ def release(claim: Claim, reason: str = "released") -> Flag:
     name to return to.
     """
     return _record_and_move(claim, claim.source, {"event": "released", "reason": reason})
+
+
+def give_back(
+    claims: Iterable[Claim],
+    reason: str,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> None:
+    """Release every claim with ``reason``, as a run that stops before settling them must.
+
+    A claim that cannot be given back (`ClaimLost`, `FlagConflict`) is logged as a warning on
+    ``log`` (this module's logger by default), and the others are still given back.
+    """
+    for claim in claims:
+        try:
+            release(claim, reason)
+        except FlagError as exc:
+            (log or _log).warning("%s: claim not given back: %s", claim.flag.path, exc)
 
 
 def complete(claim: Claim, keep_done_marker: bool = False) -> Path | None:

@@ -322,7 +322,11 @@ def _register_flagged(
                 if result.status == "pending" and waiting and outage is None:
                     outage = _down(target, options)
     finally:
-        _give_back([claim for _, claim in running.values()])
+        flags.give_back(
+            [claim for _, claim in running.values()],
+            "the run stopped before it settled the session",
+            get_run_logger(),
+        )
     for i, flag in waiting:
         results[i] = SessionResult(
             session_path=str(flag.session_path),
@@ -330,17 +334,6 @@ def _register_flagged(
             reason=f"{flag.session_path}: not tried, {outage}",
         )
     return [results[i] for i in sorted(results)]
-
-
-def _give_back(claims: list[flags.Claim]) -> None:
-    """Give back, as they were, the claims of sessions a run stopped before settling."""
-    for claim in claims:
-        try:
-            flags.release(claim, reason="the run stopped before it settled the session")
-        except flags.FlagError as exc:
-            get_run_logger().warning(
-                "%s: its claim could not be given back: %s", claim.flag.path, exc
-            )
 
 
 def _down(target: Target, options: RegistrationOptions) -> str | None:

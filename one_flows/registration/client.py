@@ -699,10 +699,10 @@ class RegistrationClient:
                 report = self.register_session(path, file_list=register_files)
             except Exception as exc:
                 logger.error("%s: session not created: %s", path, exc)
-                _give_back(claim, f"session not created: {exc}")
+                flags.give_back([claim], f"session not created: {exc}", logger)
                 return SessionReport(path, error=exc)
             except BaseException:
-                _give_back(claim, "interrupted")
+                flags.give_back([claim], "interrupted", logger)
                 raise
             try:
                 flags.complete(claim)
@@ -892,11 +892,3 @@ def _listed(
     if outside:
         raise ValueError(f"files outside the session folder {key.path}: {outside[:3]}")
     return paths
-
-
-def _give_back(claim: flags.Claim, reason: str) -> None:
-    """Release ``claim`` with ``reason``; a claim that cannot be given back is logged."""
-    try:
-        flags.release(claim, reason)
-    except flags.FlagError as exc:
-        logger.error("%s: flag not given back: %s", claim.flag.path, exc)

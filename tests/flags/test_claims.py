@@ -21,6 +21,7 @@ from one_flows.flags import (
     complete,
     fail,
     find_flags,
+    give_back,
     read_flag,
     reap_stale_claims,
     release,
@@ -284,6 +285,22 @@ def test_release_onto_a_new_flag_that_does_not_cover_it_is_a_conflict(
     errors: list[Exception] = []
     assert reap_stale_claims(root, lambda run_id: False, on_error=errors.append) == []
     assert [type(e) for e in errors] == [FlagConflict]
+
+
+def test_give_back_releases_every_claim_and_logs_one_it_cannot_give_back(
+    root: Path, make_session: MakeSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost_session, kept_session = make_session("sub/2020-01-01/001"), make_session()
+    write_flag(lost_session)
+    write_flag(kept_session)
+    lost, kept = (claim(f, "run1") for f in sorted(find_flags(root), key=lambda f: f.path))
+    os.unlink(lost.flag.path)  # removed behind the run's back
+    give_back([lost, kept], "the run stopped")
+    assert [(f.path, f.state) for f in _flags(root)] == [
+        (kept.flag.session_path / "create_me.flag", FlagState.PENDING)
+    ]
+    assert [r["reason"] for r in read_flag(_flags(root)[0]).records] == ["the run stopped"]
+    assert f"{lost.flag.path}: claim not given back" in caplog.text
 
 
 def test_a_move_interrupted_between_link_and_unlink_is_finished(
